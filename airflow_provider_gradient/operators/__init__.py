@@ -1,0 +1,1 @@
+"""Operators of the DigitalOcean Gradient provider."""
