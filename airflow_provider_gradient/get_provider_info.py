@@ -1,0 +1,89 @@
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_gradient import __version__
+from airflow_provider_gradient._settings import DEFAULT_BASE_URL, EXTRA_FIELDS
+
+__all__ = ["UI_FIELD_BEHAVIOUR", "get_provider_info"]
+
+#: How the connection form looks: which standard fields to hide, relabel and prefill.
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["schema", "port", "login"],
+    "relabeling": {"host": "API base URL", "password": "API token"},
+    "placeholders": {
+        "host": f"{DEFAULT_BASE_URL} (leave empty for the DigitalOcean API)",
+        "password": "dop_v1_... (scopes genai:read, genai:create, genai:update)",
+    },
+}
+
+
+def _conn_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, (kind, default, description) in EXTRA_FIELDS.items():
+        schema: dict[str, Any] = {"type": [kind, "null"]}
+        if default is not None:
+            schema["default"] = default
+        fields[name] = {
+            "label": name.replace("_", " ").capitalize().replace("url", "URL").replace("Http", "HTTP"),
+            "description": description,
+            "schema": schema,
+        }
+    return fields
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider: connection type and form, hooks, operators, sensors, triggers, links."""
+    return {
+        "package-name": "airflow-provider-gradient",
+        "name": "DigitalOcean Gradient",
+        "description": "Start, wait for, sense and cancel DigitalOcean Gradient AI knowledge-base indexing jobs.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "DigitalOcean Gradient AI",
+                "external-doc-url": "https://docs.digitalocean.com/products/gradient-ai-platform/",
+                "tags": ["service"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "gradient",
+                "hook-class-name": "airflow_provider_gradient.hooks.gradient.GradientHook",
+                "hook-name": "DigitalOcean Gradient",
+                "ui-field-behaviour": {
+                    "hidden-fields": UI_FIELD_BEHAVIOUR["hidden_fields"],
+                    "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+                    "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+                },
+                "conn-fields": _conn_fields(),
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "DigitalOcean Gradient AI",
+                "python-modules": ["airflow_provider_gradient.hooks.gradient"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "DigitalOcean Gradient AI",
+                "python-modules": ["airflow_provider_gradient.operators.indexing_job"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "DigitalOcean Gradient AI",
+                "python-modules": ["airflow_provider_gradient.sensors.indexing_job"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "DigitalOcean Gradient AI",
+                "python-modules": ["airflow_provider_gradient.triggers.indexing_job"],
+            }
+        ],
+        "extra-links": ["airflow_provider_gradient.links.indexing_job.GradientIndexingJobLink"],
+    }

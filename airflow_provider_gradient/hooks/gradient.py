@@ -1,0 +1,353 @@
+"""The hook for the DigitalOcean Gradient AI indexing-job API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import tenacity
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_gradient import _api
+from airflow_provider_gradient._settings import ClientSettings
+from airflow_provider_gradient.exceptions import (
+    GradientAmbiguousStartError,
+    GradientAPIError,
+    GradientAuthError,
+    GradientError,
+    GradientResponseError,
+    GradientServerError,
+    GradientTransportError,
+)
+from airflow_provider_gradient.hooks import _transport
+from airflow_provider_gradient.hooks._budget import budget_for
+from airflow_provider_gradient.models import (
+    IndexedDataSource,
+    IndexingJob,
+    IndexingJobPage,
+    KnowledgeBase,
+    KnowledgeBaseDataSource,
+    KnowledgeBaseDataSourcePage,
+    KnowledgeBaseDetails,
+    KnowledgeBasePage,
+    ScheduledIndexingInfo,
+)
+
+if TYPE_CHECKING:
+    import aiohttp
+    import requests
+
+__all__ = ["GradientHook"]
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+#: How far back (seconds) a job's ``created_at`` may lie before a failed start and still be
+#: adopted as the job that start created (covers clock skew between Airflow and the API).
+ADOPT_WINDOW = 120.0
+
+
+class GradientHook(BaseHook):
+    """
+    Talk to the DigitalOcean Gradient AI API: knowledge bases and their indexing jobs.
+
+    Sync methods (for workers) use one reused ``requests.Session``; the ``a``-prefixed async
+    methods (for triggers) use an ``aiohttp.ClientSession`` shared by every hook of the same
+    connection on the event loop, and read the connection asynchronously. Both go through the
+    same request building, parsing, error mapping and retry policy.
+
+    Reads and cancel are retried on connection errors, timeouts, 429, 500, 502, 503 and 504 with
+    exponential backoff and jitter, honouring ``Retry-After``. Starting a job is never blindly
+    retried: see :meth:`start_indexing_job`.
+
+    :param gradient_conn_id: The ``gradient`` connection: password = API token, host = optional
+        API base URL (default ``https://api.digitalocean.com``); extras: see the connection docs.
+    """
+
+    conn_name_attr = "gradient_conn_id"
+    default_conn_name = "gradient_default"
+    conn_type = "gradient"
+    hook_name = "DigitalOcean Gradient"
+
+    def __init__(self, gradient_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gradient_conn_id = gradient_conn_id
+        self._settings: ClientSettings | None = None
+        self._session: requests.Session | None = None
+        self._async_session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(gradient_conn_id={self.gradient_conn_id!r})"
+
+    # ----------------------------------------------------------------------------------------
+    # Connection
+    # ----------------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> ClientSettings:
+        """The validated connection settings (read synchronously; not for the event loop)."""
+        if self._settings is None:
+            conn = self.get_connection(self.gradient_conn_id)
+            self._settings = self._settings_from(conn, conn.extra_dejson)
+        return self._settings
+
+    async def asettings(self) -> ClientSettings:
+        """The validated connection settings, read without blocking the event loop."""
+        if self._settings is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.gradient_conn_id, hook=self)
+            self._settings = self._settings_from(conn, await get_async_extra_dejson(conn))
+        return self._settings
+
+    def _settings_from(self, conn: Any, extra: dict[str, Any]) -> ClientSettings:
+        if conn.conn_type not in (None, "", self.conn_type):
+            self.log.warning(
+                "Connection %r has type %r; expected %r.",
+                self.gradient_conn_id,
+                conn.conn_type,
+                self.conn_type,
+            )
+        host = conn.host
+        if host and conn.schema in ("http", "https") and "://" not in host:
+            host = f"{conn.schema}://{host}"
+        if host and conn.port and "://" in host and host.count(":") == 1:
+            host = f"{host}:{conn.port}"
+        return ClientSettings.from_connection(
+            conn_id=self.gradient_conn_id, host=host, password=conn.password, extra=extra or {}
+        )
+
+    def get_conn(self) -> requests.Session:
+        """The reused ``requests.Session`` (auth headers, proxy) of this hook."""
+        if self._session is None:
+            self._session = _transport.new_requests_session(self.settings)
+        return self._session
+
+    def close(self) -> None:
+        """Close the sync session."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    async def aclose(self) -> None:
+        """Release this hook's share of the async session (closed when its last user leaves)."""
+        if self._async_session is not None and self._settings is not None:
+            self._async_session = None
+            await _transport.SESSION_POOL.release(self._settings)
+
+    def console_url(self, knowledge_base_uuid: str | None, indexing_job_uuid: str | None) -> str:
+        """The console page of a job, from the connection's ``console_url_template``."""
+        return self.settings.console_url_template.format(
+            knowledge_base_uuid=knowledge_base_uuid or "", indexing_job_uuid=indexing_job_uuid or ""
+        )
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form for the legacy UI (the Airflow 3 UI reads ``get_provider_info``)."""
+        from airflow_provider_gradient.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return UI_FIELD_BEHAVIOUR
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one cheap authorized GET (list one knowledge base) and report in plain words."""
+        try:
+            page = self.list_knowledge_bases(per_page=1)
+        except GradientAuthError as err:
+            return False, (
+                f"The API rejected the token (HTTP {err.http_status}). Use a DigitalOcean token with "
+                "the scopes genai:read, genai:create and genai:update."
+            )
+        except GradientError as err:
+            return False, str(err)
+        total = page.meta.total if page.meta and page.meta.total is not None else len(page.knowledge_bases)
+        return True, f"Connected to {self.settings.base_url}: the token can read {total} knowledge base(s)."
+
+    # ----------------------------------------------------------------------------------------
+    # Running operations
+    # ----------------------------------------------------------------------------------------
+
+    def run(self, op: _api.Operation[T]) -> T:
+        """Send one operation with the sync transport, retrying per the policy; return its result."""
+        settings = self.settings
+        session = self.get_conn()
+        for attempt in tenacity.Retrying(**_api.retry_kwargs(op, settings.retry, self.log)):
+            with attempt:
+                return _api.parse_response(op, _transport.sync_send(session, settings, op))
+        raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
+
+    async def arun(self, op: _api.Operation[T]) -> T:
+        """Send one operation with the async transport (shared session, per-token budget)."""
+        settings = await self.asettings()
+        if self._async_session is None or self._async_session.closed:
+            self._async_session = _transport.SESSION_POOL.acquire(settings)
+        session = self._async_session
+        budget = budget_for(settings.token_key, settings.requests_per_minute, settings.requests_per_hour)
+        async for attempt in tenacity.AsyncRetrying(**_api.retry_kwargs(op, settings.retry, self.log)):
+            with attempt:
+                await budget.acquire()
+                raw = await _transport.async_send(session, settings, op)
+                budget.observe(raw.headers)
+                return _api.parse_response(op, raw)
+        raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
+
+    def _pages(self, first: _api.Operation[T], items: Callable[[T], list[Item]]) -> Iterator[Item]:
+        op: _api.Operation[T] | None = first
+        seen: set[int] = set()
+        while op is not None:
+            page = self.run(op)
+            yield from items(page)
+            meta = getattr(page, "meta", None)
+            current = (meta.page if meta and meta.page else None) or int((op.params or {}).get("page", 1))
+            seen.add(current)
+            op = _api.next_page(first, getattr(page, "next_url", None), current, seen)
+
+    # ----------------------------------------------------------------------------------------
+    # Indexing jobs
+    # ----------------------------------------------------------------------------------------
+
+    def start_indexing_job(self, knowledge_base_uuid: str, data_source_uuids: list[str] | None = None) -> IndexingJob:
+        """
+        Start an indexing job; never create two.
+
+        The POST has no idempotency key, so it is re-sent only when it surely did not reach the
+        server (connection refused) or was rate limited (429). When it may have arrived (read
+        timeout, reset, 5xx, a garbled 2xx), the knowledge base's latest jobs are read instead and
+        a job created in that window is adopted.
+
+        :param knowledge_base_uuid: The knowledge base to index.
+        :param data_source_uuids: Only these data sources; ``None`` indexes all of them.
+        :raises GradientConflictError: The knowledge base already has a job running.
+        :raises GradientAmbiguousStartError: The start may have failed or not, and no job was found.
+        """
+        op = _api.start_indexing_job(knowledge_base_uuid, data_source_uuids)
+        kb_uuid = op.body["knowledge_base_uuid"] if op.body else knowledge_base_uuid
+        sent_at = time.time()
+        try:
+            return self.run(op)
+        except (GradientTransportError, GradientServerError, GradientResponseError) as err:
+            if isinstance(err, GradientTransportError) and not err.request_sent:
+                raise
+            self.log.warning(
+                "Starting an indexing job may have reached the API (%s). Not re-sending it: looking "
+                "for the job it may have created instead.",
+                err,
+            )
+            job = self._find_started_job(kb_uuid, sent_at)
+            if job is not None:
+                self.log.info("Adopting indexing job %s, created by the ambiguous start.", job.uuid)
+                return job
+            raise GradientAmbiguousStartError(
+                f"Starting an indexing job on knowledge base {kb_uuid} failed ambiguously ({err}) and "
+                "no job created by it was found. Nothing was re-sent; retrying the task is safe."
+            ) from err
+
+    def _find_started_job(self, knowledge_base_uuid: str, sent_at: float, checks: int = 3) -> IndexingJob | None:
+        """The job an ambiguous start created: running, or created since the start was sent."""
+        for check in range(checks):
+            if check:
+                time.sleep(2.0 * check)
+            try:
+                jobs = self.list_knowledge_base_indexing_jobs(knowledge_base_uuid)
+            except GradientAPIError as err:
+                self.log.warning("Could not list the knowledge base's jobs to reconcile: %s", err)
+                continue
+            candidates = [
+                job
+                for job in jobs
+                if not job.is_terminal
+                or (job.created_at is not None and job.created_at.timestamp() >= sent_at - ADOPT_WINDOW)
+            ]
+            if candidates:
+                return max(candidates, key=lambda job: job.created_at.timestamp() if job.created_at else 0.0)
+        return None
+
+    def get_indexing_job(self, indexing_job_uuid: str) -> IndexingJob:
+        """Get one indexing job."""
+        return self.run(_api.get_indexing_job(indexing_job_uuid))
+
+    def list_indexing_jobs(self, page: int | None = None, per_page: int | None = None) -> IndexingJobPage:
+        """One page of all the team's indexing jobs (the API has no knowledge-base filter here)."""
+        return self.run(_api.list_indexing_jobs(page, per_page))
+
+    def iter_indexing_jobs(self, per_page: int = 100) -> Iterator[IndexingJob]:
+        """Every indexing job of the team, following ``links.pages.next`` (never loops)."""
+        return self._pages(_api.list_indexing_jobs(None, per_page), lambda page: page.jobs)
+
+    def list_indexing_job_data_sources(self, indexing_job_uuid: str) -> list[IndexedDataSource]:
+        """The per-data-source results of a job."""
+        return self.run(_api.list_indexing_job_data_sources(indexing_job_uuid))
+
+    def cancel_indexing_job(self, indexing_job_uuid: str) -> IndexingJob:
+        """Cancel a job (``PUT .../cancel`` with body ``{"uuid": <job uuid>}``); return it as answered."""
+        return self.run(_api.cancel_indexing_job(indexing_job_uuid))
+
+    def get_indexing_job_report_url(self, indexing_job_uuid: str) -> str | None:
+        """The signed URL of a finished job's detailed report (when ``is_report_available``)."""
+        return self.run(_api.get_indexing_job_report_url(indexing_job_uuid))
+
+    # ----------------------------------------------------------------------------------------
+    # Knowledge bases
+    # ----------------------------------------------------------------------------------------
+
+    def get_knowledge_base(self, knowledge_base_uuid: str) -> KnowledgeBaseDetails:
+        """A knowledge base, its ``last_indexing_job`` and its ``database_status``."""
+        return self.run(_api.get_knowledge_base(knowledge_base_uuid))
+
+    def list_knowledge_bases(self, page: int | None = None, per_page: int | None = None) -> KnowledgeBasePage:
+        """One page of knowledge bases."""
+        return self.run(_api.list_knowledge_bases(page, per_page))
+
+    def iter_knowledge_bases(self, per_page: int = 100) -> Iterator[KnowledgeBase]:
+        """Every knowledge base, following ``links.pages.next``."""
+        return self._pages(_api.list_knowledge_bases(None, per_page), lambda page: page.knowledge_bases)
+
+    def list_knowledge_base_data_sources(
+        self, knowledge_base_uuid: str, page: int | None = None, per_page: int | None = None
+    ) -> KnowledgeBaseDataSourcePage:
+        """One page of a knowledge base's data sources."""
+        return self.run(_api.list_knowledge_base_data_sources(knowledge_base_uuid, page, per_page))
+
+    def iter_knowledge_base_data_sources(
+        self, knowledge_base_uuid: str, per_page: int = 100
+    ) -> Iterator[KnowledgeBaseDataSource]:
+        """Every data source of a knowledge base, following ``links.pages.next``."""
+        return self._pages(
+            _api.list_knowledge_base_data_sources(knowledge_base_uuid, None, per_page),
+            lambda page: page.knowledge_base_data_sources,
+        )
+
+    def list_knowledge_base_indexing_jobs(self, knowledge_base_uuid: str) -> list[IndexingJob]:
+        """A knowledge base's latest indexing jobs (the API returns up to 15, newest first)."""
+        return self.run(_api.list_knowledge_base_indexing_jobs(knowledge_base_uuid))
+
+    def get_indexing_schedule(self, knowledge_base_uuid: str) -> ScheduledIndexingInfo:
+        """A knowledge base's scheduled auto-indexing (404 when it has none)."""
+        return self.run(_api.get_indexing_schedule(knowledge_base_uuid))
+
+    # ----------------------------------------------------------------------------------------
+    # Async (triggerer)
+    # ----------------------------------------------------------------------------------------
+
+    async def aget_indexing_job(self, indexing_job_uuid: str) -> IndexingJob:
+        """Async :meth:`get_indexing_job`."""
+        return await self.arun(_api.get_indexing_job(indexing_job_uuid))
+
+    async def alist_indexing_job_data_sources(self, indexing_job_uuid: str) -> list[IndexedDataSource]:
+        """Async :meth:`list_indexing_job_data_sources`."""
+        return await self.arun(_api.list_indexing_job_data_sources(indexing_job_uuid))
+
+    async def acancel_indexing_job(self, indexing_job_uuid: str) -> IndexingJob:
+        """Async :meth:`cancel_indexing_job`."""
+        return await self.arun(_api.cancel_indexing_job(indexing_job_uuid))
+
+    async def aget_knowledge_base(self, knowledge_base_uuid: str) -> KnowledgeBaseDetails:
+        """Async :meth:`get_knowledge_base`."""
+        return await self.arun(_api.get_knowledge_base(knowledge_base_uuid))
+
+    async def alist_knowledge_base_indexing_jobs(self, knowledge_base_uuid: str) -> list[IndexingJob]:
+        """Async :meth:`list_knowledge_base_indexing_jobs`."""
+        return await self.arun(_api.list_knowledge_base_indexing_jobs(knowledge_base_uuid))
