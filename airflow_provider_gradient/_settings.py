@@ -2,7 +2,8 @@
 Client settings read from a ``gradient`` Airflow connection, validated once.
 
 Connection fields: password = API token (required), host = API base URL (optional, default
-``https://api.digitalocean.com``). Extras (all optional) are listed in :data:`EXTRA_FIELDS`.
+``https://api.digitalocean.com``). Extras (all optional) are listed in
+:data:`airflow_provider_gradient._conn_fields.EXTRA_FIELDS`.
 """
 
 from __future__ import annotations
@@ -17,48 +18,13 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from airflow_provider_gradient._conn_fields import DEFAULT_BASE_URL, DEFAULT_CONSOLE_URL_TEMPLATE
 from airflow_provider_gradient.exceptions import GradientConfigError
 
 __all__ = [
-    "DEFAULT_BASE_URL",
-    "DEFAULT_CONSOLE_URL_TEMPLATE",
-    "EXTRA_FIELDS",
     "ClientSettings",
     "RetryPolicy",
 ]
-
-DEFAULT_BASE_URL = "https://api.digitalocean.com"
-DEFAULT_CONSOLE_URL_TEMPLATE = "https://cloud.digitalocean.com/gen-ai/knowledge-bases/{knowledge_base_uuid}"
-
-#: Extra fields of the connection: name → (type, default, description). The provider info's
-#: ``conn-fields`` and the docs are built from this table, so the three cannot drift.
-EXTRA_FIELDS: dict[str, tuple[str, Any, str]] = {
-    "timeout": ("number", 30.0, "Read timeout of each HTTP request, in seconds."),
-    "connect_timeout": ("number", 10.0, "Connect timeout of each HTTP request, in seconds."),
-    "max_retries": (
-        "integer",
-        5,
-        "Retries of a failed read or cancel (connection errors, 429, 500, 502, 503, 504).",
-    ),
-    "retry_budget": ("number", 300.0, "Total seconds one call may spend retrying, waits included."),
-    "proxy": ("string", None, "HTTP(S) proxy URL for API requests."),
-    "console_url_template": (
-        "string",
-        DEFAULT_CONSOLE_URL_TEMPLATE,
-        "Link shown as 'View indexing job'; may use {knowledge_base_uuid} and {indexing_job_uuid}.",
-    ),
-    "requests_per_minute": (
-        "integer",
-        250,
-        "The token's per-minute API limit, shared by every trigger in a triggerer process.",
-    ),
-    "requests_per_hour": ("integer", 5000, "The token's per-hour API limit."),
-    "allow_insecure_http": (
-        "boolean",
-        False,
-        "Allow sending the token over plain http:// to a non-loopback host (never in production).",
-    ),
-}
 
 
 @dataclass(frozen=True)

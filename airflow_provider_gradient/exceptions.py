@@ -16,7 +16,8 @@ Every error derives from :class:`GradientError`, itself an ``AirflowException``,
     │   ├── GradientDatabaseNotReadyError   the knowledge base's database is not ready yet
     │   └── GradientServerError         5xx
     ├── GradientAmbiguousStartError     a start request may or may not have created a job
-    └── GradientJobError                the indexing job ended badly (failed, cancelled, partial, timeout)
+    └── GradientJobError                the indexing job ended badly (failed, partial, timeout)
+        ├── GradientJobCancelledError   the job was cancelled (also an AirflowFailException: no retry)
         └── GradientJobTimeoutError     the maximum wait ran out
 
 No message, attribute or ``repr`` of these errors ever contains the API token.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 __all__ = [
     "GradientAPIError",
@@ -36,6 +37,7 @@ __all__ = [
     "GradientConflictError",
     "GradientDatabaseNotReadyError",
     "GradientError",
+    "GradientJobCancelledError",
     "GradientJobError",
     "GradientJobTimeoutError",
     "GradientNotFoundError",
@@ -203,3 +205,7 @@ def _rebuild_job_error(
 
 class GradientJobTimeoutError(GradientJobError):
     """The maximum wait for the indexing job ran out (the job was cancelled if asked to)."""
+
+
+class GradientJobCancelledError(GradientJobError, AirflowFailException):
+    """The indexing job was cancelled. The task fails without retrying (a retry would start a new job)."""

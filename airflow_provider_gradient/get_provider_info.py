@@ -1,23 +1,18 @@
-"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+"""
+Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+Imports nothing from Airflow: the providers manager loads it early, and the API server builds the
+connection form from it without importing the hook.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from airflow_provider_gradient import __version__
-from airflow_provider_gradient._settings import DEFAULT_BASE_URL, EXTRA_FIELDS
+from airflow_provider_gradient._conn_fields import EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
 
-__all__ = ["UI_FIELD_BEHAVIOUR", "get_provider_info"]
-
-#: How the connection form looks: which standard fields to hide, relabel and prefill.
-UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden_fields": ["schema", "port", "login"],
-    "relabeling": {"host": "API base URL", "password": "API token"},
-    "placeholders": {
-        "host": f"{DEFAULT_BASE_URL} (leave empty for the DigitalOcean API)",
-        "password": "dop_v1_... (scopes genai:read, genai:create, genai:update)",
-    },
-}
+__all__ = ["get_provider_info"]
 
 
 def _conn_fields() -> dict[str, Any]:

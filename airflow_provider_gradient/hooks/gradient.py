@@ -148,7 +148,7 @@ class GradientHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Connection form for the legacy UI (the Airflow 3 UI reads ``get_provider_info``)."""
-        from airflow_provider_gradient.get_provider_info import UI_FIELD_BEHAVIOUR
+        from airflow_provider_gradient._conn_fields import UI_FIELD_BEHAVIOUR
 
         return UI_FIELD_BEHAVIOUR
 
