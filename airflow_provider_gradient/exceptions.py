@@ -56,6 +56,18 @@ class GradientConfigError(GradientError, ValueError):
     """A connection or argument is invalid. Raised before any request is sent."""
 
 
+def _reduce(error: GradientError) -> tuple[Any, ...]:
+    """Pickle support for errors whose ``__init__`` takes keyword-only arguments."""
+    return (_rebuild_error, (type(error), error.__dict__.copy(), str(error)))
+
+
+def _rebuild_error(cls: type[GradientError], state: dict[str, Any], text: str) -> GradientError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, text)
+    error.__dict__.update(state)
+    return error
+
+
 class GradientTransportError(GradientError):
     """
     No usable HTTP response arrived (connection refused, DNS failure, timeout, reset).
@@ -68,6 +80,9 @@ class GradientTransportError(GradientError):
     def __init__(self, message: str, *, request_sent: bool) -> None:
         super().__init__(message)
         self.request_sent = request_sent
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce(self)
 
 
 class GradientResponseError(GradientError):
@@ -83,6 +98,9 @@ class GradientResponseError(GradientError):
         super().__init__(message)
         self.http_status = http_status
         self.request_id = request_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce(self)
 
 
 class GradientAPIError(GradientError):
@@ -125,14 +143,7 @@ class GradientAPIError(GradientError):
         super().__init__(text)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_api_error, (type(self), self.__dict__.copy(), str(self)))
-
-
-def _rebuild_api_error(cls: type[GradientAPIError], state: dict[str, Any], text: str) -> GradientAPIError:
-    error = cls.__new__(cls)
-    Exception.__init__(error, text)
-    error.__dict__.update(state)
-    return error
+        return _reduce(self)
 
 
 class GradientAuthError(GradientAPIError):
