@@ -126,7 +126,8 @@ class RateLimiter:
             if self.per_hour is not None and len(hour) >= self.per_hour:
                 return RateDecision(False, limit, 0, self._reset(hour, now))
             if self.per_minute is not None and len(minute) >= self.per_minute:
-                wait = max(1, math.ceil(minute[0] + self.minute_window - now))
+                oldest = minute[0] if minute else now
+                wait = max(1, math.ceil(oldest + self.minute_window - now))
                 return RateDecision(False, limit, 0, self._reset(hour, now), retry_after=wait)
             minute.append(now)
             hour.append(now)

@@ -1,0 +1,102 @@
+"""Rolling-window rate limits: the limiter alone (fake time) and over HTTP (small limits)."""
+
+from __future__ import annotations
+
+import time
+
+from _emu_helpers import API, Api, assert_error
+
+from airflow_provider_gradient.testing.emulator import GradientEmulator
+from airflow_provider_gradient.testing.emulator.ratelimit import RateLimiter
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_minute_window_rolls() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(per_minute=3, per_hour=100, time_fn=clock)
+    decisions = [limiter.check("t") for _ in range(3)]
+    assert [d.remaining for d in decisions] == [2, 1, 0]
+    assert all(d.allowed for d in decisions)
+    clock.now += 10
+    blocked = limiter.check("t")
+    assert not blocked.allowed
+    assert blocked.retry_after == 50
+    assert blocked.limit == 100
+    clock.now += 49.5
+    assert limiter.check("t").retry_after == 1
+    clock.now += 0.6  # the first three expire together
+    assert limiter.check("t").allowed
+    # tokens are independent
+    assert limiter.check("other").remaining == 2
+
+
+def test_hour_window_has_no_retry_after_and_reset_points_at_oldest() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(per_minute=100, per_hour=2, time_fn=clock)
+    first = limiter.check("t")
+    clock.now += 120
+    limiter.check("t")
+    clock.now += 120
+    blocked = limiter.check("t")
+    assert not blocked.allowed
+    assert blocked.retry_after is None
+    assert "retry-after" not in blocked.headers()
+    assert blocked.reset == first.reset  # oldest request + 1 h
+    clock.now = 1000.0 + 3600.5
+    assert limiter.check("t").allowed
+
+
+def test_zero_limits_block_everything() -> None:
+    limiter = RateLimiter(per_minute=0, per_hour=None, time_fn=FakeTime())
+    assert limiter.check("t").retry_after == 60
+    assert RateLimiter(per_minute=None, per_hour=0).check("t").retry_after is None
+
+
+def test_rejected_requests_are_not_counted() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(per_minute=1, per_hour=10, time_fn=clock)
+    limiter.check("t")
+    for _ in range(50):
+        assert not limiter.check("t").allowed
+    clock.now += 61
+    assert limiter.check("t").remaining == 0  # min(1 - 1, 10 - 2)
+    clock.now += 61
+    assert limiter.check("t").allowed
+
+
+def test_burst_limit_over_http(emu: GradientEmulator, api: Api) -> None:
+    emu.set_rate_limits(per_minute=3, per_hour=50)
+    answers = [api.get(f"{API}/knowledge_bases") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert all(a.headers["ratelimit-limit"] == "50" for a in answers)
+    reset = int(answers[0].headers["ratelimit-reset"])
+    assert abs(reset - (time.time() + 3600)) < 5
+    body = assert_error(answers[3], 429, "too_many_requests")
+    assert body["message"] == "API rate limit exceeded."
+    assert 0 < int(answers[3].headers["retry-after"]) <= 60
+    # another token has its own windows
+    emu.add_token("second")
+    assert api.get(f"{API}/knowledge_bases", bearer="second").status_code == 200
+
+
+def test_hourly_limit_over_http(emu: GradientEmulator, api: Api) -> None:
+    emu.set_rate_limits(per_minute=100, per_hour=2)
+    statuses = [api.get(f"{API}/knowledge_bases").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    blocked = api.get(f"{API}/knowledge_bases")
+    assert "retry-after" not in blocked.headers
+    assert blocked.headers["ratelimit-remaining"] == "0"
+
+
+def test_control_api_is_never_rate_limited(emu: GradientEmulator, api: Api) -> None:
+    emu.set_rate_limits(per_minute=0, per_hour=0)
+    for _ in range(5):
+        assert api.session.get(emu.base_url + "/_emulator/health").status_code == 200
