@@ -91,7 +91,9 @@ class ClientSettings:
                 f"Connection {conn_id!r} has no API token. Put a DigitalOcean token with the scopes "
                 "genai:read, genai:create and genai:update in the connection's password field."
             )
-        base_url = _base_url(conn_id, host, bool(_extra(extra, "allow_insecure_http", False)))
+        base_url = _base_url(
+            conn_id, host, _flag(conn_id, "allow_insecure_http", _extra(extra, "allow_insecure_http", False))
+        )
         timeout = _positive(conn_id, "timeout", _extra(extra, "timeout", 30.0))
         connect_timeout = _positive(conn_id, "connect_timeout", _extra(extra, "connect_timeout", 10.0))
         max_retries = int(_positive(conn_id, "max_retries", _extra(extra, "max_retries", 5), allow_zero=True))
@@ -140,13 +142,30 @@ def _positive(conn_id: str, name: str, value: Any, *, allow_zero: bool = False) 
     return number
 
 
+def _flag(conn_id: str, name: str, value: Any) -> bool:
+    """A boolean extra. Extras from a connection URI are strings: "false" must not read as true."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise GradientConfigError(f"Connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}.")
+
+
 def _base_url(conn_id: str, host: str | None, allow_insecure_http: bool) -> str:
-    raw = (host or "").strip().rstrip("/")
+    raw = (host or "").strip()
     if not raw:
         return DEFAULT_BASE_URL
     if "://" not in raw:
         raw = f"https://{raw}"
+    raw = raw.rstrip("/")
     parts = urlsplit(raw)
+    try:
+        _ = parts.port
+    except ValueError:
+        parts = parts._replace(scheme="")  # a malformed port: reported below like any other bad host
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise GradientConfigError(
             f"Connection {conn_id!r}: host {host!r} is not an API base URL. Use e.g. "
