@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import tenacity
 from airflow.providers.common.compat.sdk import BaseHook
@@ -46,6 +47,13 @@ Item = TypeVar("Item")
 #: How far back (seconds) a job's ``created_at`` may lie before a failed start and still be
 #: adopted as the job that start created (covers clock skew between Airflow and the API).
 ADOPT_WINDOW = 120.0
+
+
+def _has_port(url: str) -> bool:
+    try:
+        return urlsplit(url).port is not None
+    except ValueError:  # a malformed port: leave the URL alone, the settings check reports it
+        return True
 
 
 class GradientHook(BaseHook):
@@ -112,11 +120,13 @@ class GradientHook(BaseHook):
                 conn.conn_type,
                 self.conn_type,
             )
-        host = conn.host
-        if host and conn.schema in ("http", "https") and "://" not in host:
-            host = f"{conn.schema}://{host}"
-        if host and conn.port and "://" in host and host.count(":") == 1:
-            host = f"{host}:{conn.port}"
+        host = (conn.host or "").strip()
+        if host and "://" not in host:
+            # A URI-style connection (gradient://:token@host:port/http) splits the URL into fields.
+            host = f"{conn.schema if conn.schema in ('http', 'https') else 'https'}://{host}"
+        if host and conn.port and not _has_port(host):
+            parts = urlsplit(host)
+            host = urlunsplit(parts._replace(netloc=f"{parts.netloc}:{conn.port}"))
         return ClientSettings.from_connection(
             conn_id=self.gradient_conn_id, host=host, password=conn.password, extra=extra or {}
         )
