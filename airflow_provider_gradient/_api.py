@@ -402,7 +402,7 @@ def parse_response(op: Operation[T], response: RawResponse) -> T:
     :raises GradientAPIError: (a subclass of it) for an error status.
     :raises GradientResponseError: for a 2xx whose body is not the documented JSON.
     """
-    if response.status >= 400 or response.status < 200:
+    if not 200 <= response.status < 300:
         raise api_error(op, response)
     try:
         body = json.loads(response.body) if response.body else {}
@@ -466,6 +466,12 @@ def api_error(op: Operation[Any], response: RawResponse) -> GradientAPIError:
         )
     if status >= 500:
         return GradientServerError(**kwargs)
+    if 300 <= status < 400:
+        location = _strip_query(response.headers.get("location", "")) or "an unknown location"
+        return GradientAPIError(
+            **kwargs,
+            hint=f"The API redirected to {location}; redirects are not followed. Check the connection's host.",
+        )
     return GradientAPIError(**kwargs)
 
 
