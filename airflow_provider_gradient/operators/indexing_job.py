@@ -1,0 +1,549 @@
+"""Operators that start and cancel Gradient knowledge-base indexing jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.providers.common.compat.sdk import BaseOperator, conf
+
+from airflow_provider_gradient import _outcome
+from airflow_provider_gradient._validation import (
+    is_template,
+    optional_seconds,
+    optional_uuid,
+    seconds,
+    uuid_list_or_none,
+)
+from airflow_provider_gradient.exceptions import (
+    GradientConfigError,
+    GradientConflictError,
+    GradientDatabaseNotReadyError,
+    GradientError,
+    GradientJobTimeoutError,
+    GradientNotFoundError,
+)
+from airflow_provider_gradient.links.indexing_job import XCOM_JOB_URL, XCOM_JOB_UUID, GradientIndexingJobLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_gradient.hooks.gradient import GradientHook
+    from airflow_provider_gradient.models import IndexingJob, KnowledgeBaseDetails
+    from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobTrigger
+
+__all__ = ["GradientCancelIndexingJobOperator", "GradientStartIndexingJobOperator"]
+
+IfJobRunning = Literal["wait", "adopt", "fail"]
+IF_JOB_RUNNING_CHOICES = ("wait", "adopt", "fail")
+#: Seconds ``on_kill`` may spend cancelling the job before the worker gives up on it.
+ON_KILL_TIMEOUT = 20.0
+#: How many times a start is attempted when the knowledge base turns out busy or not ready.
+MAX_START_ATTEMPTS = 5
+
+
+def _default_deferrable() -> bool:
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+def _run_trigger(trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
+    """Run a trigger's wait loop to its one event, in this (worker) process: the same rules, sync."""
+
+    async def first_event() -> dict[str, Any]:
+        try:
+            async for event in trigger.run():
+                return dict(event.payload)
+            raise GradientError("The trigger ended without an event.")
+        finally:
+            await trigger.cleanup()
+
+    return asyncio.run(first_event())
+
+
+class _GradientOperatorMixin:
+    """What both operators share: the connection and a best-effort, bounded cancel."""
+
+    gradient_conn_id: str
+    log: Any
+
+    @cached_property
+    def hook(self) -> GradientHook:
+        """The hook of ``gradient_conn_id`` (created at run time, never at DAG parse)."""
+        from airflow_provider_gradient.hooks.gradient import GradientHook
+
+        return GradientHook(gradient_conn_id=self.gradient_conn_id)
+
+    def _cancel_bounded(self, indexing_job_uuid: str, reason: str, timeout: float = ON_KILL_TIMEOUT) -> bool:
+        """Cancel a job without ever raising or blocking longer than ``timeout``."""
+        outcome: dict[str, Any] = {}
+
+        def cancel() -> None:
+            try:
+                outcome["job"] = self.hook.cancel_indexing_job(indexing_job_uuid)
+            except Exception as err:  # best effort: report below
+                outcome["error"] = err
+
+        thread = threading.Thread(target=cancel, name="gradient-cancel", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if "job" in outcome:
+            self.log.info("Cancelled indexing job %s (%s): %s.", indexing_job_uuid, reason, outcome["job"].describe())
+            return True
+        self.log.warning(
+            "Could not cancel indexing job %s (%s): %s",
+            indexing_job_uuid,
+            reason,
+            outcome.get("error", f"no answer within {timeout:.0f}s"),
+        )
+        return False
+
+
+class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
+    """
+    Start a knowledge-base indexing job and (by default) wait until it ends, in a worker or deferred.
+
+    The job uuid and its console URL are pushed to XCom (``indexing_job_uuid``,
+    ``indexing_job_url``) as soon as the job exists, so the "View indexing job" link works while the
+    task waits and after it fails. The task returns a small JSON summary of the job.
+
+    It never starts two jobs for one task: the job uuid is kept in the task state store (Airflow
+    3.3+), so a retry or a worker crash reattaches to the running job; an ambiguous start request is
+    reconciled rather than re-sent. The stored uuid is removed once the job ends, so clearing the
+    task later starts a fresh job.
+
+    Outcomes: COMPLETED and NO_CHANGES succeed; PARTIAL succeeds with a warning (fails with
+    ``fail_on_partial``); FAILED fails (and retries as configured); CANCELLED fails without retry;
+    running past ``timeout`` cancels the job and fails.
+
+    .. seealso:: ``docs/operators.md`` and ``example_dags/``.
+
+    :param knowledge_base_uuid: The knowledge base to index. (templated)
+    :param data_source_uuids: Only these data sources (a list); ``None`` indexes all. (templated)
+    :param gradient_conn_id: The ``gradient`` connection. (templated)
+    :param wait_for_completion: Wait for the job to end; ``False`` returns once it is started.
+    :param deferrable: Wait in the triggerer, freeing the worker slot. Defaults to
+        ``[operators] default_deferrable``.
+    :param poll_interval: The longest wait between status polls (seconds or timedelta). Polls start
+        sooner and back off towards it.
+    :param timeout: The maximum wait for the job (seconds or timedelta; ``None`` waits forever).
+        When it runs out the job is cancelled and the task fails. ``execution_timeout`` also caps it.
+    :param fail_on_partial: Fail when the job ends PARTIAL (some items failed to index).
+    :param cancel_on_kill: Cancel the job when the task is killed: worker SIGTERM (sync wait) or,
+        on Airflow 3.3+, a user marking the deferred task failed/success or clearing it.
+    :param if_job_running: What to do when the knowledge base already has a job running (started by
+        someone else, or automatically): ``"wait"`` for it to end, then start a new one (default;
+        the index is guaranteed to see data changed before the task started); ``"adopt"`` it as this
+        task's job; ``"fail"``.
+    :param database_ready_timeout: How long to wait for a new knowledge base's database to come
+        online before starting (seconds or timedelta).
+    """
+
+    template_fields: Sequence[str] = ("knowledge_base_uuid", "data_source_uuids", "gradient_conn_id")
+    template_fields_renderers = {"data_source_uuids": "json"}
+    ui_color = "#0069ff"
+    ui_fgcolor = "#ffffff"
+    operator_extra_links = (GradientIndexingJobLink(),)
+
+    #: The task-state-store key holding the job uuid across retries. Do not rename.
+    STATE_KEY = "gradient_indexing_job_uuid"
+
+    def __init__(
+        self,
+        *,
+        knowledge_base_uuid: str,
+        data_source_uuids: list[str] | None = None,
+        gradient_conn_id: str = "gradient_default",
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
+        poll_interval: float | timedelta = 30.0,
+        timeout: float | timedelta | None = timedelta(hours=24),
+        fail_on_partial: bool = False,
+        cancel_on_kill: bool = True,
+        if_job_running: IfJobRunning = "wait",
+        database_ready_timeout: float | timedelta = 600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.knowledge_base_uuid = knowledge_base_uuid
+        self.data_source_uuids = data_source_uuids
+        self.gradient_conn_id = gradient_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = _default_deferrable() if deferrable is None else deferrable
+        self.poll_interval = seconds(poll_interval, "poll_interval")
+        self.timeout = optional_seconds(timeout, "timeout")
+        self.fail_on_partial = fail_on_partial
+        self.cancel_on_kill = cancel_on_kill
+        if if_job_running not in IF_JOB_RUNNING_CHOICES:
+            raise GradientConfigError(
+                f"if_job_running must be one of {IF_JOB_RUNNING_CHOICES}, got {if_job_running!r}."
+            )
+        self.if_job_running: IfJobRunning = if_job_running
+        self.database_ready_timeout = seconds(database_ready_timeout, "database_ready_timeout")
+        # Literal (non-templated) values are checked now, at DAG parse; templates after rendering.
+        self._inputs(parse_time=True)
+        self._job_uuid: str | None = None
+
+    # ----------------------------------------------------------------------------------------
+    # Inputs
+    # ----------------------------------------------------------------------------------------
+
+    def _inputs(self, *, parse_time: bool = False) -> tuple[str, list[str] | None]:
+        kb = self.knowledge_base_uuid
+        ds = self.data_source_uuids
+        if parse_time and (is_template(kb) or not isinstance(kb, str)):
+            kb_checked = ""
+        else:
+            kb_checked = optional_uuid(kb, "knowledge_base_uuid", required=True) or ""
+        ds_checked = None if parse_time and is_template(ds) else uuid_list_or_none(ds, "data_source_uuids")
+        return kb_checked, ds_checked
+
+    def _deadline(self) -> float | None:
+        limits = [self.timeout, self.execution_timeout.total_seconds() if self.execution_timeout else None]
+        known = [limit for limit in limits if limit is not None]
+        return time.time() + min(known) if known else None
+
+    # ----------------------------------------------------------------------------------------
+    # Execution
+    # ----------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        """Start (or reattach to) the job, publish its link, then wait as configured."""
+        knowledge_base_uuid, data_source_uuids = self._inputs()
+        deadline = self._deadline()
+        job = self._reattach(context) or self._start(context, knowledge_base_uuid, data_source_uuids, deadline)
+        return self._follow(context, job, deadline)
+
+    def execute_after_running_job(self, context: Context, event: Any = None, deadline: float | None = None) -> Any:
+        """Resume after waiting (deferred) for a job that was already running: now start ours."""
+        event = _outcome.validate_event(event)
+        if event["status"] == "timeout":
+            raise GradientJobTimeoutError(
+                f"Knowledge base {self.knowledge_base_uuid} was still busy with indexing job "
+                f"{event.get('indexing_job_uuid')} when the maximum wait ran out; no job was started.",
+                indexing_job_uuid=event.get("indexing_job_uuid"),
+            )
+        self.log.info("The job that was running ended (%s); starting ours.", event["status"])
+        knowledge_base_uuid, data_source_uuids = self._inputs()
+        job = self._start(context, knowledge_base_uuid, data_source_uuids, deadline)
+        return self._follow(context, job, deadline)
+
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
+        """Resume after the deferred wait: turn the trigger's event into the task's result."""
+        return self._finish(context, event)
+
+    def _reattach(self, context: Context) -> IndexingJob | None:
+        """The job an earlier attempt of this task started, if it should be followed."""
+        store = context.get("task_state_store")
+        if store is None:
+            return None
+        uuid = store.get(self.STATE_KEY)
+        if not uuid:
+            return None
+        try:
+            job = self.hook.get_indexing_job(str(uuid))
+        except GradientNotFoundError:
+            self.log.warning("Indexing job %s from an earlier attempt no longer exists; starting anew.", uuid)
+            store.delete(self.STATE_KEY)
+            return None
+        outcome = job.outcome
+        if not outcome.is_terminal:
+            self.log.info("Reattaching to indexing job %s started by an earlier attempt (%s).", uuid, job.describe())
+            return job
+        if outcome.is_success and not (outcome.value == "partial" and self.fail_on_partial):
+            self.log.info("Indexing job %s from an earlier attempt already succeeded; not starting another.", uuid)
+            return job
+        self.log.info("Indexing job %s from an earlier attempt ended (%s); starting a new one.", uuid, job.describe())
+        store.delete(self.STATE_KEY)
+        return None
+
+    def _start(
+        self, context: Context, knowledge_base_uuid: str, data_source_uuids: list[str] | None, deadline: float | None
+    ) -> IndexingJob:
+        """Start a job, honouring ``if_job_running`` and waiting for the database when needed."""
+        store = context.get("task_state_store")
+        policy: IfJobRunning = self.if_job_running
+        ti = context.get("ti")
+        if store is None and policy == "wait" and ti is not None and getattr(ti, "try_number", 1) > 1:
+            # Without a task state store (Airflow < 3.3) a retry cannot know its own earlier job;
+            # a running job on the knowledge base is most likely it, so follow it instead of waiting.
+            self.log.info("No task state store (Airflow < 3.3): a retry adopts a job that is still running.")
+            policy = "adopt"
+        for _ in range(MAX_START_ATTEMPTS):
+            details = self._ready_knowledge_base(knowledge_base_uuid)
+            running = details.knowledge_base.last_indexing_job
+            if running is not None and running.uuid and not running.is_terminal:
+                job = self._handle_running(context, running, policy, deadline)
+                if job is not None:
+                    return self._remember(context, job)
+                continue
+            try:
+                job = self.hook.start_indexing_job(knowledge_base_uuid, data_source_uuids)
+            except GradientConflictError as err:
+                self.log.info("The knowledge base became busy just before the start (%s).", err)
+                continue
+            except GradientDatabaseNotReadyError as err:
+                self.log.info("The knowledge base's database is not ready (%s).", err)
+                continue
+            self.log.info("Started indexing job %s on knowledge base %s.", job.uuid, knowledge_base_uuid)
+            return self._remember(context, job)
+        raise GradientError(
+            f"Could not start an indexing job on knowledge base {knowledge_base_uuid} after "
+            f"{MAX_START_ATTEMPTS} attempts: it stayed busy or its database stayed unavailable."
+        )
+
+    def _handle_running(
+        self, context: Context, running: IndexingJob, policy: IfJobRunning, deadline: float | None
+    ) -> IndexingJob | None:
+        """Apply ``if_job_running`` to a job found running; return it to adopt, ``None`` to start after."""
+        what = f"Knowledge base {self.knowledge_base_uuid} already has indexing job {running.uuid} running"
+        if policy == "fail":
+            raise GradientError(
+                f"{what} ({running.describe()}) and if_job_running='fail'. Use 'wait' to start a new job "
+                "after it, or 'adopt' to follow that job."
+            )
+        if policy == "adopt":
+            self.log.info("%s; adopting it (if_job_running='adopt').", what)
+            return running
+        self.log.info("%s; waiting for it to end before starting ours (if_job_running='wait').", what)
+        trigger = self._trigger(running.uuid or "", deadline, cancel=False)
+        if self.deferrable:
+            self.defer(
+                trigger=trigger,
+                method_name="execute_after_running_job",
+                kwargs={"deadline": deadline},
+                timeout=None,
+            )
+        event = self._wait(trigger)
+        if event["status"] == "timeout":
+            raise GradientJobTimeoutError(
+                f"{what} and it did not end within the maximum wait; no job was started.",
+                indexing_job_uuid=running.uuid,
+            )
+        return None
+
+    def _ready_knowledge_base(self, knowledge_base_uuid: str) -> KnowledgeBaseDetails:
+        """The knowledge base, once its database is ONLINE (bounded by ``database_ready_timeout``)."""
+        give_up = time.monotonic() + self.database_ready_timeout
+        polls = 0
+        while True:
+            details = self.hook.get_knowledge_base(knowledge_base_uuid)
+            if details.database_ready:
+                return details
+            if time.monotonic() >= give_up:
+                raise GradientDatabaseNotReadyError(
+                    http_status=409,
+                    error_id="database_not_ready",
+                    message=f"Knowledge base {knowledge_base_uuid}'s database is still "
+                    f"{details.database_status} after {self.database_ready_timeout:.0f}s.",
+                    hint="Raise database_ready_timeout, or check the knowledge base in the console.",
+                )
+            from airflow_provider_gradient._polling import next_delay
+
+            self.log.info("Waiting for the knowledge base's database (%s).", details.database_status)
+            time.sleep(min(next_delay(30.0, polls), max(0.0, give_up - time.monotonic())))
+            polls += 1
+
+    def _remember(self, context: Context, job: IndexingJob) -> IndexingJob:
+        """Store the job uuid for retries before doing anything else with the job."""
+        store = context.get("task_state_store")
+        if store is not None and job.uuid:
+            store.set(self.STATE_KEY, job.uuid)
+        return job
+
+    def _forget(self, context: Context) -> None:
+        store = context.get("task_state_store")
+        if store is not None:
+            store.delete(self.STATE_KEY)
+
+    def _follow(self, context: Context, job: IndexingJob, deadline: float | None) -> Any:
+        """Publish the job's link, then finish inline, return, defer or wait."""
+        self._job_uuid = job.uuid
+        ti = context["ti"]
+        ti.xcom_push(key=XCOM_JOB_UUID, value=job.uuid)
+        ti.xcom_push(key=XCOM_JOB_URL, value=self.hook.console_url(job.knowledge_base_uuid, job.uuid))
+        if not self.wait_for_completion:
+            self._forget(context)
+            return job.summary()
+        event = _outcome.job_event(job)
+        if event is None:
+            trigger = self._trigger(job.uuid or "", deadline, cancel=True)
+            if self.deferrable:
+                self.log.info("Deferring until indexing job %s ends (%s).", job.uuid, job.describe())
+                self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
+            event = self._wait(trigger)
+        return self._finish(context, event)
+
+    def _trigger(self, indexing_job_uuid: str, deadline: float | None, *, cancel: bool) -> GradientIndexingJobTrigger:
+        from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobTrigger
+
+        return GradientIndexingJobTrigger(
+            indexing_job_uuid=indexing_job_uuid,
+            knowledge_base_uuid=self.knowledge_base_uuid,
+            gradient_conn_id=self.gradient_conn_id,
+            poll_interval=self.poll_interval,
+            end_time=deadline,
+            cancel_on_kill=cancel and self.cancel_on_kill,
+            cancel_on_timeout=cancel,
+        )
+
+    def _wait(self, trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
+        """Wait in this worker with the trigger's own loop (settings read synchronously first)."""
+        trigger.hook._settings = self.hook.settings
+        return _run_trigger(trigger)
+
+    def _finish(self, context: Context, event: Any) -> Any:
+        event = _outcome.validate_event(event)
+        status = event["status"]
+        uuid = event.get("indexing_job_uuid") or self._job_uuid
+        if status == "timeout" and not event.get("cancelled") and uuid:
+            self._cancel_bounded(uuid, "the maximum wait ran out")
+        if status != "error":
+            # The job ended (or was given up on and cancelled): a later clear or retry starts anew.
+            # On "error" the job may still run, so a retry must be able to reattach to it.
+            self._forget(context)
+        summary = _outcome.finish(event, fail_on_partial=self.fail_on_partial, log=self.log)
+        self._annotate_outlets(context, summary)
+        return summary
+
+    def _annotate_outlets(self, context: Context, summary: dict[str, Any]) -> None:
+        """Attach the job's details to the asset events of this task's outlets."""
+        outlet_events = context.get("outlet_events")
+        if not outlet_events:
+            return
+        extra = {
+            key: summary.get(key)
+            for key in ("indexing_job_uuid", "knowledge_base_uuid", "status", "outcome", "total_tokens")
+        }
+        for outlet in self.outlets or []:
+            try:
+                outlet_events[outlet].extra.update(extra)
+            except (KeyError, TypeError, AttributeError):
+                continue
+
+    def on_kill(self) -> None:
+        """Worker SIGTERM or ``execution_timeout`` during a sync wait: cancel the job (bounded)."""
+        if self.cancel_on_kill and self._job_uuid:
+            self._cancel_bounded(self._job_uuid, "the task was killed")
+
+
+class GradientCancelIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
+    """
+    Cancel an indexing job: idempotent, and safe as a teardown or an on-failure task.
+
+    Give the job (typically the start task's XCom) or a knowledge base (its running job is
+    cancelled). A job that already ended, a job that no longer exists, or no job at all (the start
+    task never ran, so the XCom is empty) is a logged no-op, not a failure. Returns the job's
+    summary, or ``None`` when there was nothing to cancel.
+
+    Typical use::
+
+        cancel = GradientCancelIndexingJobOperator(
+            task_id="cancel",
+            indexing_job_uuid="{{ ti.xcom_pull(task_ids='reindex', key='indexing_job_uuid') }}",
+        )
+        reindex >> downstream >> cancel.as_teardown(setups=reindex)
+
+    :param indexing_job_uuid: The job to cancel. (templated)
+    :param knowledge_base_uuid: Cancel this knowledge base's running job (when no job uuid is
+        given). (templated)
+    :param gradient_conn_id: The ``gradient`` connection. (templated)
+    :param wait_for_cancellation: Wait until the job reports it has ended.
+    :param cancellation_timeout: The maximum wait for that (seconds or timedelta).
+    :param poll_interval: Seconds between polls while waiting.
+    """
+
+    template_fields: Sequence[str] = ("indexing_job_uuid", "knowledge_base_uuid", "gradient_conn_id")
+    ui_color = "#ff6b6b"
+
+    def __init__(
+        self,
+        *,
+        indexing_job_uuid: str | None = None,
+        knowledge_base_uuid: str | None = None,
+        gradient_conn_id: str = "gradient_default",
+        wait_for_cancellation: bool = False,
+        cancellation_timeout: float | timedelta = 300.0,
+        poll_interval: float | timedelta = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if indexing_job_uuid is None and knowledge_base_uuid is None:
+            raise GradientConfigError(
+                "GradientCancelIndexingJobOperator needs indexing_job_uuid (e.g. the start task's XCom "
+                "'indexing_job_uuid') or knowledge_base_uuid."
+            )
+        self.indexing_job_uuid = indexing_job_uuid
+        self.knowledge_base_uuid = knowledge_base_uuid
+        self.gradient_conn_id = gradient_conn_id
+        self.wait_for_cancellation = wait_for_cancellation
+        self.cancellation_timeout = seconds(cancellation_timeout, "cancellation_timeout")
+        self.poll_interval = seconds(poll_interval, "poll_interval")
+        for name in ("indexing_job_uuid", "knowledge_base_uuid"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not is_template(value):
+                optional_uuid(value, name)
+
+    def execute(self, context: Context) -> Any:
+        """Cancel the job if it is still running; a no-op otherwise."""
+        job = self._target()
+        if job is None:
+            return None
+        if job.is_terminal:
+            self.log.info("Indexing job %s already ended (%s); nothing to cancel.", job.uuid, job.describe())
+            return job.summary()
+        uuid = job.uuid or ""
+        try:
+            job = self.hook.cancel_indexing_job(uuid)
+        except GradientNotFoundError:
+            self.log.info("Indexing job %s no longer exists; nothing to cancel.", uuid)
+            return None
+        except GradientError as err:
+            # Some APIs refuse to cancel a job that has just ended: re-read it before failing.
+            job = self.hook.get_indexing_job(uuid)
+            if not job.is_terminal:
+                raise
+            self.log.info("Cancel refused (%s) but the job already ended (%s).", err, job.describe())
+            return job.summary()
+        self.log.info("Asked to cancel indexing job %s: %s.", uuid, job.describe())
+        if self.wait_for_cancellation:
+            job = self._await_end(uuid, job)
+        return job.summary()
+
+    def _target(self) -> IndexingJob | None:
+        uuid = optional_uuid(self.indexing_job_uuid, "indexing_job_uuid")
+        if uuid:
+            try:
+                return self.hook.get_indexing_job(uuid)
+            except GradientNotFoundError:
+                self.log.info("Indexing job %s does not exist; nothing to cancel.", uuid)
+                return None
+        kb = optional_uuid(self.knowledge_base_uuid, "knowledge_base_uuid")
+        if kb:
+            job = self.hook.get_knowledge_base(kb).knowledge_base.last_indexing_job
+            if job is not None and job.uuid and not job.is_terminal:
+                return job
+            self.log.info("Knowledge base %s has no indexing job running; nothing to cancel.", kb)
+            return None
+        self.log.info("No indexing job to cancel: the job uuid is empty (the start task probably never started one).")
+        return None
+
+    def _await_end(self, uuid: str, job: IndexingJob) -> IndexingJob:
+        give_up = time.monotonic() + self.cancellation_timeout
+        while not job.is_terminal:
+            if time.monotonic() >= give_up:
+                raise GradientJobTimeoutError(
+                    f"Indexing job {uuid} still reports {job.describe()} {self.cancellation_timeout:.0f}s "
+                    "after it was asked to cancel.",
+                    indexing_job_uuid=uuid,
+                    phase=job.phase,
+                    status=job.status,
+                )
+            time.sleep(min(self.poll_interval, max(0.0, give_up - time.monotonic())))
+            job = self.hook.get_indexing_job(uuid)
+        self.log.info("Indexing job %s ended: %s.", uuid, job.describe())
+        return job

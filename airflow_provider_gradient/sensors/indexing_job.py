@@ -1,0 +1,178 @@
+"""Sensor that waits for a Gradient indexing job to end, or for a knowledge base to be fresh."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+
+from airflow_provider_gradient import _outcome
+from airflow_provider_gradient._validation import is_template, optional_uuid
+from airflow_provider_gradient.exceptions import GradientConfigError, GradientJobError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_gradient.hooks.gradient import GradientHook
+
+__all__ = ["GradientIndexingJobSensor"]
+
+
+class GradientIndexingJobSensor(BaseSensorOperator):
+    """
+    Wait until an indexing job ends, or until a knowledge base is fresh.
+
+    * With ``indexing_job_uuid``: succeed when the job succeeds (COMPLETED, NO_CHANGES, or PARTIAL
+      unless ``fail_on_partial``); fail when it fails or is cancelled.
+    * With ``knowledge_base_uuid`` (the data-pipeline dependency): succeed when the knowledge base
+      has no job running and its latest job succeeded, optionally finishing at or after
+      ``indexed_after`` (e.g. ``"{{ data_interval_end }}"``); fail when that latest job failed.
+
+    Poke, reschedule and deferrable modes follow the same rules. ``soft_fail`` turns a failed job or
+    a timeout into a skip. The sensor never cancels anything. Returns (and pushes to XCom) the job's
+    summary.
+
+    :param indexing_job_uuid: The job to wait for. (templated)
+    :param knowledge_base_uuid: The knowledge base to wait for. (templated)
+    :param indexed_after: Knowledge-base mode: ISO-8601 time the latest job must have finished at or
+        after; older successes keep the sensor waiting. (templated)
+    :param gradient_conn_id: The ``gradient`` connection. (templated)
+    :param fail_on_partial: Count a PARTIAL job as a failure.
+    :param deferrable: Wait in the triggerer. Defaults to ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("indexing_job_uuid", "knowledge_base_uuid", "indexed_after", "gradient_conn_id")
+    ui_color = "#0069ff"
+    ui_fgcolor = "#ffffff"
+
+    def __init__(
+        self,
+        *,
+        indexing_job_uuid: str | None = None,
+        knowledge_base_uuid: str | None = None,
+        indexed_after: str | None = None,
+        gradient_conn_id: str = "gradient_default",
+        fail_on_partial: bool = False,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", 60.0)
+        super().__init__(**kwargs)
+        if (indexing_job_uuid is None) == (knowledge_base_uuid is None):
+            raise GradientConfigError(
+                "GradientIndexingJobSensor needs exactly one of indexing_job_uuid (wait for a job) or "
+                "knowledge_base_uuid (wait until the knowledge base is fresh)."
+            )
+        if indexed_after is not None and indexing_job_uuid is not None:
+            raise GradientConfigError("indexed_after only applies with knowledge_base_uuid.")
+        if self.poke_interval <= 0:
+            raise GradientConfigError(f"poke_interval must be greater than 0, got {self.poke_interval!r}.")
+        self.indexing_job_uuid = indexing_job_uuid
+        self.knowledge_base_uuid = knowledge_base_uuid
+        self.indexed_after = indexed_after
+        self.gradient_conn_id = gradient_conn_id
+        self.fail_on_partial = fail_on_partial
+        self.deferrable = (
+            bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+            if deferrable is None
+            else deferrable
+        )
+        for name in ("indexing_job_uuid", "knowledge_base_uuid"):
+            value = getattr(self, name)
+            if value is not None and not is_template(value):
+                optional_uuid(value, name, required=True)
+        if indexed_after is not None and not is_template(indexed_after):
+            _outcome.parse_time(indexed_after)
+
+    @cached_property
+    def hook(self) -> GradientHook:
+        """The hook of ``gradient_conn_id``, created at run time."""
+        from airflow_provider_gradient.hooks.gradient import GradientHook
+
+        return GradientHook(gradient_conn_id=self.gradient_conn_id)
+
+    def _targets(self) -> tuple[str | None, str | None]:
+        job = optional_uuid(self.indexing_job_uuid, "indexing_job_uuid", required=self.knowledge_base_uuid is None)
+        kb = None if job else optional_uuid(self.knowledge_base_uuid, "knowledge_base_uuid", required=True)
+        return job, kb
+
+    def _check(self) -> dict[str, Any] | None:
+        """One poll: the event if the wait is over, else ``None``."""
+        job_uuid, kb_uuid = self._targets()
+        if job_uuid:
+            job = self.hook.get_indexing_job(job_uuid)
+            event = _outcome.job_event(job)
+            if event is not None and event["status"] in ("failed", "partial") and not job.data_source_jobs:
+                job.data_source_jobs = self.hook.list_indexing_job_data_sources(job_uuid)
+                event = _outcome.job_event(job)
+            if event is None:
+                self.log.info("Indexing job %s: %s.", job_uuid, job.describe())
+            return event
+        assert kb_uuid is not None
+        details = self.hook.get_knowledge_base(kb_uuid)
+        event = _outcome.knowledge_base_event(details, _outcome.parse_time(self.indexed_after))
+        if event is None:
+            last = details.knowledge_base.last_indexing_job
+            self.log.info(
+                "Knowledge base %s is not fresh yet (latest job: %s).",
+                kb_uuid,
+                f"{last.uuid}, {last.describe()}" if last else "none",
+            )
+        return event
+
+    def _result(self, event: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return _outcome.finish(event, fail_on_partial=self.fail_on_partial, log=self.log)
+        except GradientJobError as err:
+            if self.soft_fail:
+                raise AirflowSkipException(f"{err} (skipped: soft_fail=True)") from err
+            raise
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        """Check once; done when the job or knowledge base reached a verdict."""
+        event = self._check()
+        if event is None:
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._result(event))
+
+    def execute(self, context: Context) -> Any:
+        """Poke or reschedule as usual; in deferrable mode check once, then wait in the triggerer."""
+        if not self.deferrable:
+            return super().execute(context)
+        self._targets()  # validate rendered values before anything is sent
+        event = self._check()
+        if event is not None:
+            return self._result(event)
+        from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobTrigger
+
+        job_uuid, kb_uuid = self._targets()
+        self.defer(
+            trigger=GradientIndexingJobTrigger(
+                indexing_job_uuid=job_uuid,
+                knowledge_base_uuid=kb_uuid,
+                gradient_conn_id=self.gradient_conn_id,
+                poll_interval=self.poke_interval,
+                end_time=time.time() + self.timeout,
+                cancel_on_kill=False,
+                cancel_on_timeout=False,
+                indexed_after=str(self.indexed_after) if self.indexed_after else None,
+            ),
+            method_name="execute_complete",
+            timeout=None,
+        )
+
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
+        """Resume after the deferred wait."""
+        event = _outcome.validate_event(event)
+        if event["status"] == "timeout":
+            raise AirflowSensorTimeout(f"{event.get('message')} (sensor timeout {self.timeout}s)")
+        return self._result(event)
