@@ -1,0 +1,110 @@
+"""CLI smoke test: start the module as a subprocess, read what it prints, use it, stop it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from airflow_provider_gradient.testing.emulator.__main__ import parse_kb_spec
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, timeout: float = 20.0) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if marker in line:
+            return lines
+    raise AssertionError(f"{marker!r} not printed; got {lines}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_cli_serves_and_stops(stop_signal: int) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_gradient.testing.emulator",
+            "--port",
+            "0",
+            "--token",
+            "cli-token",
+            "--seed",
+            "3",
+            "--speed",
+            "60",
+            "--kb",
+            "docs:2",
+            "--kb",
+            "faq",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        lines = _read_until(process, "Press Ctrl+C")
+        base_url = re.search(r"listening on (http://\S+)", lines[0]).group(1)  # type: ignore[union-attr]
+        kb_lines = [line for line in lines if line.startswith("knowledge base ")]
+        assert len(kb_lines) == 2
+        kb_uuid = kb_lines[0].split()[3]
+        export = next(line for line in lines if line.startswith("export AIRFLOW_CONN_GRADIENT_DEFAULT="))
+        conn = json.loads(shlex.split(export.split("=", 1)[1])[0])
+        assert conn == {"conn_type": "gradient", "host": base_url, "password": "cli-token"}
+        response = requests.get(
+            f"{base_url}/v2/gen-ai/knowledge_bases/{kb_uuid}",
+            headers={"Authorization": "Bearer cli-token"},
+            timeout=5,
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["knowledge_base"]["name"] == "docs"
+        assert body["database_status"] == "ONLINE"
+    finally:
+        process.send_signal(stop_signal)
+        out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert "stopped" in out
+    assert "Traceback" not in err
+
+
+def test_cli_uuids_are_deterministic() -> None:
+    outputs = []
+    for _ in range(2):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow_provider_gradient.testing.emulator", "--seed", "5", "--kb", "a:1"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            lines = _read_until(process, "Press Ctrl+C")
+        finally:
+            process.terminate()
+            process.communicate(timeout=15)
+        outputs.append([line for line in lines if line.startswith("knowledge base")])
+    assert outputs[0] == outputs[1]
+
+
+def test_parse_kb_spec() -> None:
+    assert parse_kb_spec("docs") == ("docs", 1)
+    assert parse_kb_spec("docs:3") == ("docs", 3)
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_kb_spec("docs:x")
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_kb_spec(":2")
