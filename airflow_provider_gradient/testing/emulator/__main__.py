@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--job-duration", type=float, help="emulated RUNNING seconds of those jobs")
     parser.add_argument("--rate-limit-per-minute", type=int, default=250)
     parser.add_argument("--rate-limit-per-hour", type=int, default=5000)
+    parser.add_argument("--no-rate-limit", action="store_true", help="disable rate limiting (benchmarks)")
     parser.add_argument("--no-request-log", action="store_true", help="do not keep the request log")
     return parser
 
@@ -78,8 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         token=args.token,
         seed=args.seed,
         speed=args.speed,
-        rate_limit_per_minute=args.rate_limit_per_minute,
-        rate_limit_per_hour=args.rate_limit_per_hour,
+        rate_limit_per_minute=None if args.no_rate_limit else args.rate_limit_per_minute,
+        rate_limit_per_hour=None if args.no_rate_limit else args.rate_limit_per_hour,
         host=args.host,
         port=args.port,
         record_requests=not args.no_request_log,
