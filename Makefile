@@ -54,3 +54,7 @@ emulator: $(STAMP) ## Start the Gradient API emulator in the foreground
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+
+.PHONY: system-test
+system-test: $(STAMP) ## Real multi-process Airflow + PostgreSQL + emulator system tests (tests/system, ~10 min)
+	$(BIN)/pytest tests/system -m system -p no:cacheprovider

@@ -1,0 +1,612 @@
+"""
+A real multi-process Airflow deployment on this machine, for the system tests.
+
+:class:`Deployment` starts, in this order: a throw-away PostgreSQL cluster (installed from the OS
+packages when its binaries are missing), ``airflow db migrate``, the project's Gradient API emulator,
+then ``airflow api-server``, ``airflow scheduler`` (LocalExecutor), ``airflow dag-processor`` and two
+``airflow triggerer`` processes. Every process runs in its own process group and carries a marker
+environment variable, so :meth:`Deployment.stop` can stop all of them (and anything they forked)
+by pid, also when a test fails or the interpreter exits. Each process writes to its own log file
+in :attr:`Deployment.log_dir`, which survives the run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import glob
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+DAGS_FOLDER = HERE / "dags"
+MARKER_ENV = "GRADIENT_SYSTEM_TEST_RUN"
+EMULATOR_TOKEN = "dop_v1_system_test_token"
+#: The per-minute limit the emulator enforces for the token, and the one the connection declares.
+RATE_LIMIT_PER_MINUTE = 200
+RATE_LIMIT_PER_HOUR = 100_000
+#: Emulated seconds per wall-clock second.
+EMULATOR_SPEED = 10.0
+TRIGGERER_HEALTH_THRESHOLD = 8.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.5, message: str = "condition") -> Any:
+    """Call ``predicate`` until it returns something truthy; raise :class:`TimeoutError` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = predicate()
+        except Exception as error:  # the predicate may hit a server that is still starting
+            last_error = error
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error!r})" if last_error is not None else ""
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {message}{detail}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ManagedProcess:
+    """One long-running process in its own process group, logging to ``log_path``."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    cwd: Path = REPO
+    user: str | None = None
+    popen: subprocess.Popen[bytes] | None = None
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> ManagedProcess:
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log_file.write(f"\n==== {time.strftime('%H:%M:%S')} start: {' '.join(self.argv)}\n".encode())
+        self._log_file.flush()
+        kwargs: dict[str, Any] = {}
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+        self.popen = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **kwargs,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None, f"{self.name} was not started"
+        return self.popen.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the whole process group (SIGKILL: the process dies with all its children)."""
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
+        """Ask the process group to exit, wait ``timeout`` seconds, then SIGKILL what is left."""
+        if self.popen is not None:
+            if self.popen.poll() is None:
+                self.kill(sig)
+                try:
+                    self.popen.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.kill(signal.SIGKILL)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self.popen.wait(5)
+            # Children that stayed in the group (LocalExecutor workers, trigger runners, log servers).
+            self.kill(signal.SIGKILL)
+        if self._log_file is not None:
+            self._log_file.write(f"\n==== {time.strftime('%H:%M:%S')} stopped\n".encode())
+            self._log_file.close()
+            self._log_file = None
+
+
+def marked_pids(marker: str) -> list[int]:
+    """Pids of live processes whose environment carries ``MARKER_ENV=marker`` (the ones we started)."""
+    needle = f"{MARKER_ENV}={marker}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                if needle in handle.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def process_cmdlines(marker: str) -> dict[int, str]:
+    """``{pid: command line}`` of our live processes (process titles included)."""
+    lines = {}
+    for pid in marked_pids(marker):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                lines[pid] = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------------------------
+
+
+def _postgres_bindir() -> Path | None:
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name), reverse=True
+    )
+    if candidates:
+        return Path(candidates[0]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def ensure_postgres_installed() -> Path:
+    """The directory holding ``initdb``/``postgres``; installs the ``postgresql`` package if needed."""
+    bindir = _postgres_bindir()
+    if bindir is not None:
+        return bindir
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*prefix, "apt-get", "update"], check=True, env=env)
+    subprocess.run([*prefix, "apt-get", "install", "-y", "--no-install-recommends", "postgresql"], check=True, env=env)
+    bindir = _postgres_bindir()
+    if bindir is None:
+        raise RuntimeError("installed the postgresql package but found no initdb")
+    return bindir
+
+
+def _postgres_user() -> str | None:
+    """The user PostgreSQL runs as: ourselves unless we are root (postgres refuses to run as root)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "gradient-pg"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "gradient-pg"], check=True
+    )
+    return "gradient-pg"
+
+
+class Postgres:
+    """A throw-away cluster in ``root/pgdata`` listening on 127.0.0.1 only."""
+
+    def __init__(self, root: Path, log_dir: Path, marker: str) -> None:
+        self.root = root
+        self.log_dir = log_dir
+        self.marker = marker
+        self.port = free_port()
+        self.data = root / "pgdata"
+        self.process: ManagedProcess | None = None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return f"postgresql+psycopg2://airflow@127.0.0.1:{self.port}/airflow"
+
+    def start(self) -> None:
+        bindir = ensure_postgres_installed()
+        user = _postgres_user()
+        self.data.mkdir(mode=0o700)
+        sockets = self.root / "pgsock"
+        sockets.mkdir()
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.chmod(self.root, 0o755)  # noqa: S103 - the postgres user must traverse it
+            for path in (self.data, sockets):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", MARKER_ENV: self.marker}
+        kwargs: dict[str, Any] = {}
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+        with open(self.log_dir / "postgres-initdb.log", "wb") as log:
+            subprocess.run(
+                [str(bindir / "initdb"), "-D", str(self.data), "-U", "airflow", "--auth=trust", "-E", "UTF8"],
+                env=env,
+                cwd=self.root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+                **kwargs,
+            )
+        argv = [
+            str(bindir / "postgres"),
+            "-D",
+            str(self.data),
+            "-p",
+            str(self.port),
+            "-k",
+            str(sockets),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "shared_buffers=256MB",
+        ]
+        self.process = ManagedProcess("postgres", argv, env, self.log_dir / "postgres.log", cwd=self.root, user=user)
+        self.process.start()
+        wait_until(self._ready, 60, 0.2, "PostgreSQL to accept connections")
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="airflow", dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute("CREATE DATABASE airflow")
+        conn.close()
+
+    def _ready(self) -> bool:
+        if self.process is None or not self.process.alive:
+            raise RuntimeError(f"postgres exited; see {self.process.log_path if self.process else self.log_dir}")
+        import psycopg2
+
+        psycopg2.connect(host="127.0.0.1", port=self.port, user="airflow", dbname="postgres", connect_timeout=2).close()
+        return True
+
+    def stop(self) -> None:
+        if self.process is not None:
+            # SIGINT is PostgreSQL's "fast shutdown".
+            self.process.stop(timeout=20, sig=signal.SIGINT)
+
+
+# --------------------------------------------------------------------------------------------
+# The deployment
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ports:
+    api: int = field(default_factory=free_port)
+    emulator: int = field(default_factory=free_port)
+    worker_logs: int = field(default_factory=free_port)
+
+
+class Deployment:
+    """
+    The whole system under test. ``start()`` brings everything up and waits until it is healthy;
+    ``stop()`` brings everything down (idempotent, registered with :mod:`atexit`).
+
+    :param log_dir: Where every process log (and Airflow's task logs) goes; kept after the run.
+    """
+
+    TRIGGERERS = ("triggerer-a", "triggerer-b")
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.marker = uuid.uuid4().hex
+        self.root = Path(tempfile.mkdtemp(prefix="gradient-system-"))
+        self.home = self.root / "airflow-home"
+        self.home.mkdir()
+        self.ports = Ports()
+        self.postgres = Postgres(self.root, self.log_dir, self.marker)
+        self.processes: dict[str, ManagedProcess] = {}
+        self.bin = Path(sys.executable).parent
+        self.timings: dict[str, float] = {}
+        self._stopped = False
+        atexit.register(self.stop)
+
+    # -- configuration ------------------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}"
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.emulator}"
+
+    def connection_json(self) -> str:
+        return json.dumps(
+            {
+                "conn_type": "gradient",
+                "host": self.emulator_url,
+                "password": EMULATOR_TOKEN,
+                "extra": {
+                    "requests_per_minute": RATE_LIMIT_PER_MINUTE,
+                    "requests_per_hour": RATE_LIMIT_PER_HOUR,
+                    # Fast enough for a 10-minute suite, still exercising the retry path.
+                    "timeout": 10,
+                    "connect_timeout": 5,
+                },
+            }
+        )
+
+    def airflow_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        keep = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "HOME", "USER", "LOGNAME", "VIRTUAL_ENV")
+        env = {key: os.environ[key] for key in keep if key in os.environ}
+        env.update(
+            {
+                MARKER_ENV: self.marker,
+                "PYTHONUNBUFFERED": "1",
+                "PATH": f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "16",
+                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__CORE__FERNET_KEY": _fernet_key(self.root),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.sqlalchemy_url,
+                "AIRFLOW__API__BASE_URL": self.api_url,
+                "AIRFLOW__API__SECRET_KEY": _secret(self.root, "api"),
+                "AIRFLOW__API_AUTH__JWT_SECRET": _secret(self.root, "jwt"),
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.log_dir / "airflow"),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_logs),
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+                "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(TRIGGERER_HEALTH_THRESHOLD),
+                "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": "10",
+                "AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT": "30",
+                "AIRFLOW_CONN_GRADIENT_DEFAULT": self.connection_json(),
+            }
+        )
+        if extra:
+            env.update(extra)
+        return env
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _timed(self, name: str, started: float) -> None:
+        self.timings[name] = round(time.monotonic() - started, 1)
+
+    def start(self) -> None:
+        began = time.monotonic()
+        self.postgres.start()
+        self._timed("postgres", began)
+
+        step = time.monotonic()
+        with open(self.log_dir / "airflow-db-migrate.log", "wb") as log:
+            result = subprocess.run(
+                [str(self.bin / "airflow"), "db", "migrate"],
+                env=self.airflow_env(),
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+            )
+        if result.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed; see {self.log_dir / 'airflow-db-migrate.log'}")
+        self._timed("db migrate", step)
+
+        step = time.monotonic()
+        self._spawn(
+            "emulator",
+            [
+                sys.executable,
+                "-m",
+                "airflow_provider_gradient.testing.emulator",
+                "--port",
+                str(self.ports.emulator),
+                "--token",
+                EMULATOR_TOKEN,
+                "--seed",
+                "0",
+                "--speed",
+                str(EMULATOR_SPEED),
+                "--rate-limit-per-minute",
+                str(RATE_LIMIT_PER_MINUTE),
+                "--rate-limit-per-hour",
+                str(RATE_LIMIT_PER_HOUR),
+            ],
+        )
+        wait_until(
+            lambda: (
+                self._check_alive("emulator") and requests.get(f"{self.emulator_url}/_emulator/health", timeout=2).ok
+            ),
+            60,
+            0.2,
+            "the emulator",
+        )
+        self._timed("emulator", step)
+
+        step = time.monotonic()
+        airflow = str(self.bin / "airflow")
+        self._spawn(
+            "api-server",
+            [airflow, "api-server", "--host", "127.0.0.1", "--port", str(self.ports.api), "--workers", "1"],
+        )
+        self._spawn("scheduler", [airflow, "scheduler"])
+        self._spawn("dag-processor", [airflow, "dag-processor"])
+        for name in self.TRIGGERERS:
+            self.start_triggerer(name)
+        self.wait_healthy(180)
+        self._timed("airflow processes healthy", step)
+        self._timed("total startup", began)
+
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> ManagedProcess:
+        process = ManagedProcess(name, argv, dict(env or self.airflow_env()), self.log_dir / f"{name}.log")
+        self.processes[name] = process.start()
+        return process
+
+    def start_triggerer(self, name: str) -> ManagedProcess:
+        """(Re)start the triggerer ``name`` with its own log-server port."""
+        old = self.processes.get(name)
+        if old is not None:
+            old.stop()
+        env = self.airflow_env({"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())})
+        return self._spawn(name, [str(self.bin / "airflow"), "triggerer"], env)
+
+    def _check_alive(self, *names: str) -> bool:
+        for name in names or tuple(self.processes):
+            process = self.processes.get(name)
+            if process is not None and not process.alive:
+                raise RuntimeError(
+                    f"{name} exited with {process.popen.returncode if process.popen else '?'}; see {process.log_path}"
+                )
+        return True
+
+    def wait_healthy(self, timeout: float = 120) -> None:
+        """Wait until the API answers and scheduler, dag processor and both triggerers heartbeat."""
+
+        def healthy() -> bool:
+            self._check_alive()
+            health = requests.get(f"{self.api_url}/api/v2/monitor/health", timeout=5).json()
+            components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            if not all(health.get(name, {}).get("status") == "healthy" for name in components):
+                return False
+            return len(self.alive_triggerer_job_ids()) >= len(self.TRIGGERERS)
+
+        wait_until(healthy, timeout, 1.0, "the Airflow deployment to become healthy")
+        # Warm the execution API up (its first request initialises lazily and can take many seconds).
+        requests.get(f"{self.api_url}/execution/health", timeout=60).raise_for_status()
+
+    def alive_triggerer_job_ids(self) -> list[int]:
+        """Ids of the triggerer jobs that heartbeat recently (straight from the metadata DB)."""
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.postgres.port, user="airflow", dbname="airflow")
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running' "
+                    "AND latest_heartbeat > now() - make_interval(secs => %s) ORDER BY id",
+                    (TRIGGERER_HEALTH_THRESHOLD,),
+                )
+                return [row[0] for row in cursor.fetchall()]
+        finally:
+            conn.close()
+
+    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only query against the metadata DB (for diagnostics the REST API lacks)."""
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.postgres.port, user="airflow", dbname="airflow")
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(query, params)
+                return list(cursor.fetchall())
+        finally:
+            conn.close()
+
+    def triggerer_running(self, trigger_id: int) -> str | None:
+        """Which triggerer process logged starting trigger ``trigger_id`` most recently."""
+        pattern = re.compile(rf"\(ID {trigger_id}\) starting|trigger .*\(ID {trigger_id}\).* starting")
+        best: tuple[int, str] | None = None
+        for name in self.TRIGGERERS:
+            process = self.processes.get(name)
+            if process is None or not process.alive:
+                continue
+            text = process.log_text()
+            # Only the current incarnation counts (a restarted triggerer appends to the same file).
+            text = text[text.rfind("==== ") :]
+            for match in pattern.finditer(text):
+                if best is None or match.start() > best[0]:
+                    best = (match.start(), name)
+        return best[1] if best else None
+
+    def our_processes(self) -> dict[int, str]:
+        return process_cmdlines(self.marker)
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        airflow = [name for name in self.processes if name != "emulator"]
+        for name in airflow:  # SIGTERM them all first: they shut down in parallel
+            self.processes[name].kill(signal.SIGTERM)
+        for name in airflow:
+            self.processes[name].stop(timeout=20)
+        if "emulator" in self.processes:
+            self.processes["emulator"].stop(timeout=5)
+        self.postgres.stop()
+        for _ in range(3):  # anything we started that escaped its process group
+            leftovers = marked_pids(self.marker)
+            if not leftovers:
+                break
+            for pid in leftovers:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+        shutil.rmtree(self.root, ignore_errors=True)
+        with contextlib.suppress(ValueError):
+            atexit.unregister(self.stop)
+
+    def log_tails(self, lines: int = 25) -> Iterator[tuple[str, str]]:
+        for name, process in self.processes.items():
+            tail = process.log_text().splitlines()[-lines:]
+            yield name, "\n".join(tail)
+
+
+def _secret(root: Path, name: str) -> str:
+    path = root / f".{name}.secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text()
+
+
+def _fernet_key(root: Path) -> str:
+    path = root / ".fernet.key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        path.write_text(Fernet.generate_key().decode())
+    return path.read_text()
