@@ -106,8 +106,8 @@ def _never_connected(err: BaseException) -> bool:
     stack: list[Any] = [err]
     while stack:
         current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue  # args also hold messages, URLs and pools: only exceptions are walked
         seen.add(id(current))
         if isinstance(current, (NewConnectionError, NameResolutionError, ConnectionRefusedError)):
             return True
