@@ -262,7 +262,8 @@ class GradientHook(BaseHook):
                 time.sleep(2.0 * check)
             try:
                 jobs = self.list_knowledge_base_indexing_jobs(knowledge_base_uuid)
-            except GradientAPIError as err:
+            except (GradientAPIError, GradientTransportError, GradientResponseError) as err:
+                # Whatever failed here, the caller must still hear that the start was ambiguous.
                 self.log.warning("Could not list the knowledge base's jobs to reconcile: %s", err)
                 continue
             candidates = [
