@@ -129,7 +129,10 @@ class GradientIndexingJobTrigger(BaseTrigger):
         polls = 0
         failing_since: float | None = None
         last_progress: tuple[Any, ...] | None = None
-        indexed_after = _outcome.parse_time(self.indexed_after)
+        try:
+            indexed_after = _outcome.parse_time(self.indexed_after)
+        except GradientError as err:  # one event, never an exception out of run()
+            return _outcome.error_event(self.indexing_job_uuid or self.knowledge_base_uuid, err)
         target = self.indexing_job_uuid or self.knowledge_base_uuid
         while True:
             try:
