@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -84,6 +85,7 @@ class GradientHook(BaseHook):
         self._settings: ClientSettings | None = None
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None  # the loop _async_session belongs to
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(gradient_conn_id={self.gradient_conn_id!r})"
@@ -146,8 +148,11 @@ class GradientHook(BaseHook):
     async def aclose(self) -> None:
         """Release this hook's share of the async session (closed when its last user leaves)."""
         if self._async_session is not None and self._settings is not None:
+            own_loop = self._async_loop is asyncio.get_running_loop()
             self._async_session = None
-            await _transport.SESSION_POOL.release(self._settings)
+            self._async_loop = None
+            if own_loop:  # a share taken on another (finished) loop is not this loop's to release
+                await _transport.SESSION_POOL.release(self._settings)
 
     def console_url(self, knowledge_base_uuid: str | None, indexing_job_uuid: str | None) -> str:
         """The console page of a job, from the connection's ``console_url_template``."""
@@ -192,8 +197,12 @@ class GradientHook(BaseHook):
     async def arun(self, op: _api.Operation[T]) -> T:
         """Send one operation with the async transport (shared session, per-token budget)."""
         settings = await self.asettings()
-        if self._async_session is None or self._async_session.closed:
+        loop = asyncio.get_running_loop()
+        if self._async_session is None or self._async_session.closed or self._async_loop is not loop:
+            # A session is bound to the loop it was made on: a hook driven by a new loop (another
+            # asyncio.run()) takes a share of that loop's session instead.
             self._async_session = _transport.SESSION_POOL.acquire(settings)
+            self._async_loop = loop
         session = self._async_session
         budget = budget_for(settings.token_key, settings.requests_per_minute, settings.requests_per_hour)
         async for attempt in tenacity.AsyncRetrying(**_api.retry_kwargs(op, settings.retry, self.log)):
