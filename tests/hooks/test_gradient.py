@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import pickle
+import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import requests
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from airflow_provider_gradient import __version__
@@ -27,6 +34,7 @@ from airflow_provider_gradient.exceptions import (
     GradientServerError,
     GradientTransportError,
 )
+from airflow_provider_gradient.hooks._transport import SESSION_POOL
 from airflow_provider_gradient.hooks.gradient import GradientHook
 from airflow_provider_gradient.models import (
     IndexedDataSource,
@@ -40,6 +48,7 @@ from airflow_provider_gradient.models import (
 )
 
 BASE = "https://api.example.test"
+TOKEN = "dop_v1_test_token_never_logged"
 KB = "9758a232-b351-11ef-bf8f-4e013e2ddde4"
 DS1 = "9a825ee0-bbb1-11ef-bf8f-4e013e2ddde4"
 DS2 = "9a825ee0-bbb1-11ef-bf8f-4e013e2ddde5"
@@ -784,3 +793,284 @@ def test_response_error_on_garbled_read(make_conn: Any, requests_mock: Any, no_s
         GradientHook().get_indexing_job(JOB)
     assert info.value.request_id == "r-9"
     assert requests_mock.call_count == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Async methods: against a real local HTTP server (aiohttp.web) over sockets
+# --------------------------------------------------------------------------------------------
+
+
+class FakeAPI:
+    """A tiny stand-in for the Gradient API: records requests, can fail the next N with 503."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.fail_next = 0
+        self.app = web.Application()
+        self.app.router.add_route("*", "/{tail:.*}", self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "json": json.loads(body) if body else None,
+            }
+        )
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return web.json_response(
+                {"id": "service_unavailable", "message": "try later"}, status=503, headers={"Retry-After": "0"}
+            )
+        path = request.path
+        if path == f"/v2/gen-ai/indexing_jobs/{JOB}" and request.method == "GET":
+            return web.json_response({"job": job_json(total_tokens="77")}, headers={"x-request-id": "rid"})
+        if path == f"/v2/gen-ai/indexing_jobs/{JOB}/data_sources":
+            return web.json_response(
+                {
+                    "indexed_data_sources": [
+                        {"data_source_uuid": DS1, "indexed_item_count": "5"},
+                        {"data_source_uuid": DS2},
+                    ]
+                }
+            )
+        if path == f"/v2/gen-ai/indexing_jobs/{JOB}/cancel" and request.method == "PUT":
+            return web.json_response({"job": job_json(phase="BATCH_JOB_PHASE_CANCELLED")})
+        if path == f"/v2/gen-ai/knowledge_bases/{KB}":
+            return web.json_response({"knowledge_base": {"uuid": KB, "name": "docs"}, "database_status": "ONLINE"})
+        if path == f"/v2/gen-ai/knowledge_bases/{KB}/indexing_jobs":
+            return web.json_response({"jobs": [job_json(), job_json(OTHER_JOB, phase="BATCH_JOB_PHASE_SUCCEEDED")]})
+        return web.json_response({"id": "not_found", "message": "The resource was not found."}, status=404)
+
+
+@pytest.fixture
+async def fake_api(make_conn: Any) -> AsyncIterator[FakeAPI]:
+    api = FakeAPI()
+    server = TestServer(api.app, host="127.0.0.1")
+    await server.start_server()
+    make_conn(host=f"http://127.0.0.1:{server.port}")
+    try:
+        yield api
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+def no_sync_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail if anything reads the connection synchronously (it would block the event loop)."""
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the sync get_connection was called on the event loop")
+
+    monkeypatch.setattr(GradientHook, "get_connection", classmethod(forbidden))
+
+
+async def test_async_methods(fake_api: FakeAPI, no_sync_connection: None) -> None:
+    hook = GradientHook()
+    try:
+        job = await hook.aget_indexing_job(JOB)
+        assert isinstance(job, IndexingJob)
+        assert (job.uuid, job.total_tokens) == (JOB, 77)
+
+        sources = await hook.alist_indexing_job_data_sources(JOB)
+        assert [(s.data_source_uuid, s.indexed_item_count) for s in sources] == [(DS1, 5), (DS2, None)]
+
+        cancelled = await hook.acancel_indexing_job(JOB)
+        assert cancelled.outcome is JobOutcome.CANCELLED
+
+        details = await hook.aget_knowledge_base(KB)
+        assert isinstance(details, KnowledgeBaseDetails)
+        assert details.knowledge_base.name == "docs"
+        assert details.database_ready
+
+        jobs = await hook.alist_knowledge_base_indexing_jobs(KB)
+        assert [j.uuid for j in jobs] == [JOB, OTHER_JOB]
+    finally:
+        await hook.aclose()
+
+    assert [(r["method"], r["path"]) for r in fake_api.requests] == [
+        ("GET", f"/v2/gen-ai/indexing_jobs/{JOB}"),
+        ("GET", f"/v2/gen-ai/indexing_jobs/{JOB}/data_sources"),
+        ("PUT", f"/v2/gen-ai/indexing_jobs/{JOB}/cancel"),
+        ("GET", f"/v2/gen-ai/knowledge_bases/{KB}"),
+        ("GET", f"/v2/gen-ai/knowledge_bases/{KB}/indexing_jobs"),
+    ]
+    assert fake_api.requests[2]["json"] == {"uuid": JOB}
+    assert all(r["json"] is None for i, r in enumerate(fake_api.requests) if i != 2)
+    for request in fake_api.requests:
+        assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
+        assert request["headers"]["User-Agent"].startswith(f"airflow-provider-gradient/{__version__}")
+        assert request["query"] == {}
+
+
+async def test_async_retries_on_503(fake_api: FakeAPI, no_sync_connection: None) -> None:
+    fake_api.fail_next = 2
+    hook = GradientHook()
+    try:
+        job = await hook.aget_indexing_job(JOB)
+    finally:
+        await hook.aclose()
+    assert job.uuid == JOB
+    assert len(fake_api.requests) == 3
+
+
+async def test_async_cancel_retried_on_503(fake_api: FakeAPI) -> None:
+    fake_api.fail_next = 1
+    hook = GradientHook()
+    try:
+        assert (await hook.acancel_indexing_job(JOB)).outcome is JobOutcome.CANCELLED
+    finally:
+        await hook.aclose()
+    assert [r["method"] for r in fake_api.requests] == ["PUT", "PUT"]
+    assert all(r["json"] == {"uuid": JOB} for r in fake_api.requests)
+
+
+async def test_async_max_retries_and_error(fake_api: FakeAPI, make_conn: Any, no_sync_connection: None) -> None:
+    fake_api.fail_next = 10
+    base_url = (await GradientHook().asettings()).base_url
+    make_conn(host=base_url, extra={"max_retries": 1})
+    hook = GradientHook()
+    try:
+        with pytest.raises(GradientServerError, match=r"HTTP 503 \(service_unavailable\): try later"):
+            await hook.aget_indexing_job(JOB)
+    finally:
+        await hook.aclose()
+    assert len(fake_api.requests) == 2
+
+
+async def test_async_not_found_is_not_retried(fake_api: FakeAPI) -> None:
+    hook = GradientHook()
+    try:
+        with pytest.raises(GradientNotFoundError):
+            await hook.aget_knowledge_base("00000000-0000-4000-8000-000000000000")
+    finally:
+        await hook.aclose()
+    assert len(fake_api.requests) == 1
+
+
+async def test_async_bad_uuid_sends_nothing(fake_api: FakeAPI) -> None:
+    hook = GradientHook()
+    with pytest.raises(GradientConfigError, match=r"^indexing_job_uuid"):
+        await hook.aget_indexing_job("nope")
+    await hook.aclose()
+    assert fake_api.requests == []
+
+
+async def test_async_hooks_share_one_session(fake_api: FakeAPI, no_sync_connection: None) -> None:
+    assert SESSION_POOL.open_sessions() == 0
+    first, second = GradientHook(), GradientHook()
+    await asyncio.gather(first.aget_indexing_job(JOB), second.aget_indexing_job(JOB), first.aget_knowledge_base(KB))
+    assert SESSION_POOL.open_sessions() == 1
+    session = first._async_session
+    assert session is not None
+    assert second._async_session is session
+
+    await first.aclose()
+    assert SESSION_POOL.open_sessions() == 1
+    assert not session.closed
+    # The remaining user still works.
+    assert (await second.aget_indexing_job(JOB)).uuid == JOB
+
+    await second.aclose()
+    assert SESSION_POOL.open_sessions() == 0
+    assert session.closed
+
+
+async def test_async_aclose_twice_does_not_steal_other_users_share(fake_api: FakeAPI) -> None:
+    first, second = GradientHook(), GradientHook()
+    await first.aget_indexing_job(JOB)
+    await second.aget_indexing_job(JOB)
+    await first.aclose()
+    await first.aclose()
+    assert SESSION_POOL.open_sessions() == 1
+    await second.aclose()
+    assert SESSION_POOL.open_sessions() == 0
+
+
+async def test_async_hook_reacquires_after_aclose(fake_api: FakeAPI) -> None:
+    hook = GradientHook()
+    await hook.aget_indexing_job(JOB)
+    await hook.aclose()
+    assert SESSION_POOL.open_sessions() == 0
+    assert (await hook.aget_indexing_job(JOB)).uuid == JOB
+    assert SESSION_POOL.open_sessions() == 1
+    await hook.aclose()
+    assert SESSION_POOL.open_sessions() == 0
+
+
+async def test_async_different_connections_do_not_share(fake_api: FakeAPI, make_conn: Any) -> None:
+    base = (await GradientHook().asettings()).base_url
+    make_conn("gradient_other", host=base, password="dop_v1_another_token")
+    first, second = GradientHook(), GradientHook("gradient_other")
+    await first.aget_indexing_job(JOB)
+    await second.aget_indexing_job(JOB)
+    assert SESSION_POOL.open_sessions() == 2
+    assert first._async_session is not second._async_session
+    assert {r["headers"]["Authorization"] for r in fake_api.requests} == {
+        "Bearer dop_v1_test_token_never_logged",
+        "Bearer dop_v1_another_token",
+    }
+    await first.aclose()
+    await second.aclose()
+    assert SESSION_POOL.open_sessions() == 0
+
+
+@pytest.fixture
+def threaded_api(make_conn: Any) -> Iterator[None]:
+    """A minimal job endpoint served from a thread, for tests that run their own event loops."""
+    body = json.dumps({"job": job_json()}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    make_conn(host=f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_async_hook_used_from_two_event_loops(threaded_api: None) -> None:
+    # A hook may be driven by more than one event loop (a sync caller running the async API
+    # with asyncio.run() each time): a later loop must not reuse an earlier loop's session,
+    # and aclose() on it must not release a share of a session it does not hold there.
+    hook = GradientHook()
+
+    async def poll() -> str | None:
+        return (await hook.aget_indexing_job(JOB)).uuid
+
+    async def poll_and_close() -> str | None:
+        try:
+            return await poll()
+        finally:
+            await hook.aclose()
+
+    first_loop = asyncio.new_event_loop()
+    try:
+        assert first_loop.run_until_complete(poll()) == JOB  # the hook keeps its share on this loop
+        first_session = hook._async_session
+        assert asyncio.run(poll_and_close()) == JOB
+        assert asyncio.run(poll_and_close()) == JOB
+        assert first_session is not None
+        assert not first_session.closed  # still first_loop's, untouched by the other loops
+        assert hook._settings is not None
+        first_loop.run_until_complete(SESSION_POOL.release(hook._settings))
+        assert first_session.closed
+    finally:
+        first_loop.close()
+    assert SESSION_POOL.open_sessions() == 0
