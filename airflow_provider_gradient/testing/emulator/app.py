@@ -284,8 +284,9 @@ class _ResetResponse(Response):
 
 def _redacted_headers(request: Request) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for name, value in request.headers.items():
-        headers[name] = REDACTED_AUTHORIZATION if name == "authorization" else value
+    for raw_name, raw_value in request.scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        headers[name] = REDACTED_AUTHORIZATION if name == "authorization" else raw_value.decode("latin-1")
     return headers
 
 
@@ -380,7 +381,7 @@ def _pipeline(backend: Backend, operations: dict[str, Operation]) -> Callable[[R
                 RecordedRequest(
                     time=time.time(),
                     method=method,
-                    path=request.url.path,
+                    path=request.scope["path"],
                     query=dict(request.query_params),
                     json=parsed if parsed is not _BAD_JSON else None,
                     body=raw_body.decode("utf-8", errors="replace"),

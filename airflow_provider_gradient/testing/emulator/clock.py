@@ -7,6 +7,7 @@ that :meth:`EmulatedClock.advance` moves forward.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from datetime import datetime, timezone
@@ -19,7 +20,12 @@ def rfc3339(epoch: float) -> str:
 
     :param epoch: seconds since the Unix epoch.
     """
-    return datetime.fromtimestamp(int(epoch), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339_seconds(int(epoch))
+
+
+@functools.lru_cache(maxsize=8192)
+def _rfc3339_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EmulatedClock:
