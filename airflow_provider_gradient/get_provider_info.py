@@ -77,7 +77,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "DigitalOcean Gradient AI",
-                "python-modules": ["airflow_provider_gradient.triggers.indexing_job"],
+                "python-modules": [
+                    "airflow_provider_gradient.triggers.indexing_job",
+                    "airflow_provider_gradient.triggers.knowledge_base_event",
+                ],
             }
         ],
         "extra-links": ["airflow_provider_gradient.links.indexing_job.GradientIndexingJobLink"],

@@ -17,6 +17,7 @@ from airflow.triggers.base import BaseEventTrigger
 from pydantic import JsonValue
 
 from airflow_provider_gradient.exceptions import GradientConfigError
+from airflow_provider_gradient.hooks.gradient import GradientHook
 from airflow_provider_gradient.testing.emulator import GradientEmulator
 from airflow_provider_gradient.triggers.knowledge_base_event import (
     SEEN_LIMIT,
@@ -113,6 +114,11 @@ class Watch:
             raise AssertionError("the trigger's run() ended; an event trigger must run forever")
 
 
+def logged(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> str:
+    """Everything logged: Airflow's loggers may go through structlog to stdout instead of caplog."""
+    return caplog.text + "".join(capfd.readouterr())
+
+
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     give_up = time.monotonic() + timeout
     while not predicate():
@@ -187,7 +193,8 @@ def test_serialize_is_json_primitives_without_secret(watch_emu: GradientEmulator
     }
     assert json.loads(json.dumps(kwargs)) == kwargs
     text = json.dumps(kwargs) + repr(trigger)
-    assert watch_emu.token not in text and "password" not in text
+    assert watch_emu.token not in text
+    assert "password" not in text
 
 
 def test_serde_round_trip_recreates_an_equal_trigger() -> None:
@@ -252,9 +259,11 @@ async def test_a_job_started_outside_airflow_produces_exactly_one_event(
     assert event["knowledge_base_uuid"] == kb.uuid
     assert event["phase"] == expected["phase"] == "BATCH_JOB_PHASE_SUCCEEDED"
     assert event["status"] == expected["status"] == "INDEX_JOB_STATUS_COMPLETED"
-    assert event["outcome"] == "succeeded" and event["is_success"] is True
+    assert event["outcome"] == "succeeded"
+    assert event["is_success"] is True
     assert event["tokens"] == event["total_tokens"] == int(expected["total_tokens"]) > 0
-    assert event["finished_at"] is not None and event["finished_at"][:19] == expected["finished_at"][:19]
+    assert event["finished_at"] is not None
+    assert event["finished_at"][:19] == expected["finished_at"][:19]
     assert event["data_source_uuids"] == kb.data_source_uuids
     assert json.loads(json.dumps(event)) == event
     assert store.value(kb.uuid)["seen"] == [job]
@@ -360,7 +369,10 @@ async def test_restart_without_a_state_store_skips_jobs_that_ended_while_down(
 
 
 async def test_an_unusable_state_store_falls_back_to_memory(
-    watch_emu: GradientEmulator, watch_conn: str, caplog: pytest.LogCaptureFixture
+    watch_emu: GradientEmulator,
+    watch_conn: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     kb = watch_emu.create_knowledge_base()
     run_job(watch_emu, kb.uuid)
@@ -373,7 +385,7 @@ async def test_an_unusable_state_store_falls_back_to_memory(
             await watch.events_at_least(1)
             await watch.polls(2)
     assert [event["indexing_job_uuid"] for event in watch.events] == [job]
-    assert "Cannot use the asset state store" in caplog.text
+    assert "Cannot use the asset state store" in logged(caplog, capfd)
 
 
 @pytest.mark.parametrize(
@@ -398,10 +410,11 @@ async def test_filters(
         await watch.events_at_least(len(expected) - 1)
         cancelled = start_job(watch_emu, kb.uuid)
         watch_emu.clock.advance(5)
-        watch_emu.jobs(kb.uuid)  # noqa: B018 - let the emulated time take effect
-        from airflow_provider_gradient.hooks.gradient import GradientHook
-
-        await GradientHook().acancel_indexing_job(cancelled)
+        hook = GradientHook()
+        try:
+            await hook.acancel_indexing_job(cancelled)
+        finally:
+            await hook.aclose()
         jobs.append(cancelled)
         await watch.polls(4)
     assert [event["outcome"] for event in watch.events] == expected
@@ -444,7 +457,10 @@ async def test_watches_several_knowledge_bases(watch_emu: GradientEmulator, watc
 
 
 async def test_transient_errors_are_retried_in_place(
-    watch_emu: GradientEmulator, watch_conn: str, caplog: pytest.LogCaptureFixture
+    watch_emu: GradientEmulator,
+    watch_conn: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     kb = watch_emu.create_knowledge_base()
     trigger = GradientKnowledgeBaseEventTrigger(knowledge_base_uuid=kb.uuid, **FAST)
@@ -457,12 +473,17 @@ async def test_transient_errors_are_retried_in_place(
             await watch.polls(2)
     assert [event["indexing_job_uuid"] for event in watch.events] == [job]
     assert watch_emu.count(operation=LIST_OP, status=503) == 3
-    assert "retrying" in caplog.text
-    assert watch_emu.token not in caplog.text
+    text = logged(caplog, capfd)
+    assert "failed (" in text
+    assert "retrying" in text
+    assert watch_emu.token not in text
 
 
 async def test_a_non_transient_error_does_not_end_the_watch(
-    watch_emu: GradientEmulator, watch_conn: str, caplog: pytest.LogCaptureFixture
+    watch_emu: GradientEmulator,
+    watch_conn: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     """A 401/404 is logged and retried slowly: an asset watcher must never end by itself."""
     kb = watch_emu.create_knowledge_base()
@@ -475,8 +496,9 @@ async def test_a_non_transient_error_does_not_end_the_watch(
             await watch.events_at_least(1, timeout=15)
     assert [event["indexing_job_uuid"] for event in watch.events] == [job]
     assert watch_emu.count(operation=LIST_OP, status=401) == 1
-    assert "Retrying later" in caplog.text
-    assert watch_emu.token not in caplog.text
+    text = logged(caplog, capfd)
+    assert "Retrying later" in text
+    assert watch_emu.token not in text
 
 
 def test_error_backoff_grows_and_is_capped() -> None:

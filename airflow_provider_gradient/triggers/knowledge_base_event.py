@@ -1,0 +1,278 @@
+"""
+Event trigger for asset watchers: one event per indexing job of a knowledge base that ends.
+
+Used in ``Asset(..., watchers=[AssetWatcher(name=..., trigger=GradientKnowledgeBaseEventTrigger(...))])``
+so that DAGs scheduled on the asset run whenever the knowledge base is reindexed, whoever started
+the job (our operator, the console, DigitalOcean's scheduled auto-indexing, adding a data source).
+See ``docs/events.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.providers.common.compat.triggers import BaseEventTrigger
+from airflow.triggers.base import TriggerEvent
+
+from airflow_provider_gradient._api import validate_uuid
+from airflow_provider_gradient._validation import seconds
+from airflow_provider_gradient.exceptions import GradientConfigError, GradientError
+from airflow_provider_gradient.hooks.gradient import GradientHook
+from airflow_provider_gradient.models import IndexingJob, JobOutcome
+from airflow_provider_gradient.triggers.indexing_job import TRANSIENT_ERRORS
+
+__all__ = ["STATE_KEY_PREFIX", "GradientKnowledgeBaseEventTrigger"]
+
+#: Asset-state-store key prefix; the full key is ``<prefix><knowledge base uuid>``. Do not rename:
+#: a renamed key loses the watermark of every running watcher.
+STATE_KEY_PREFIX = "gradient.knowledge_base_events."
+#: How many handled job uuids are remembered per knowledge base. The API lists a knowledge base's
+#: latest 15 jobs, so a job leaves the list long before it leaves this memory.
+SEEN_LIMIT = 64
+#: Version of the stored watermark's layout.
+STATE_VERSION = 1
+#: Longest wait between polls while the API keeps failing, as a multiple of ``poll_interval``.
+MAX_ERROR_BACKOFF = 8
+
+
+def _uuids(knowledge_base_uuid: str | None, knowledge_base_uuids: Iterable[str] | None) -> list[str]:
+    if isinstance(knowledge_base_uuids, str):
+        raise GradientConfigError("knowledge_base_uuids must be a list of uuids, not a string.")
+    given = ([knowledge_base_uuid] if knowledge_base_uuid else []) + list(knowledge_base_uuids or [])
+    result: list[str] = []
+    for value in given:
+        uuid = validate_uuid(value, "knowledge_base_uuids")
+        if uuid not in result:
+            result.append(uuid)
+    if not result:
+        raise GradientConfigError(
+            "GradientKnowledgeBaseEventTrigger needs knowledge_base_uuid or knowledge_base_uuids."
+        )
+    return result
+
+
+def _end_time(job: IndexingJob) -> datetime:
+    """When a job ended, as well as it can be told (for ordering only)."""
+    moment = job.finished_at or job.updated_at or job.created_at
+    return moment if moment is not None else datetime.min.replace(tzinfo=timezone.utc)
+
+
+def event_payload(job: IndexingJob, knowledge_base_uuid: str) -> dict[str, Any]:
+    """
+    The JSON payload of the event for a job that ended (it becomes the asset event's
+    ``extra["payload"]``).
+
+    :param job: The ended job.
+    :param knowledge_base_uuid: The watched knowledge base (used when the job omits it).
+    """
+    payload = job.summary()
+    payload["knowledge_base_uuid"] = payload["knowledge_base_uuid"] or knowledge_base_uuid
+    payload["tokens"] = job.token_count
+    payload["is_success"] = job.outcome.is_success
+    payload["data_source_uuids"] = list(job.data_source_uuids)
+    payload["created_at"] = job.created_at.isoformat() if job.created_at else None
+    payload["started_at"] = job.started_at.isoformat() if job.started_at else None
+    return payload
+
+
+class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
+    """
+    Watch one or a few knowledge bases and fire one event per indexing job that ends.
+
+    Made for ``AssetWatcher``: a DAG scheduled on the asset runs once per ended job, whoever
+    started it. Each poll reads a knowledge base's latest jobs (``GET
+    /v2/gen-ai/knowledge_bases/{uuid}/indexing_jobs``, the newest 15) through
+    :class:`~airflow_provider_gradient.hooks.gradient.GradientHook`, so watchers share the HTTP
+    session and the per-token request budget with every other Gradient trigger in the triggerer.
+
+    Whether a job has ended, and how, is decided by :func:`~airflow_provider_gradient.models.classify`.
+    The event payload holds the job's ``indexing_job_uuid``, ``knowledge_base_uuid``, ``phase``,
+    ``status``, ``outcome``, ``is_success``, ``tokens``, ``finished_at`` and more (see
+    :func:`event_payload`).
+
+    **Restarts.** The uuids of handled jobs are kept per knowledge base. On Airflow 3.3+ they are
+    stored in the asset state store (key ``gradient.knowledge_base_events.<kb uuid>``), so a
+    trigger re-created after a triggerer restart emits no job twice and catches up on jobs that
+    ended while it was down (as long as they are still among the knowledge base's latest 15).
+    Without a state store (older Airflow), a (re)started trigger takes the jobs that have already
+    ended as seen: jobs that end while no triggerer runs it are not reported. On the very first
+    start, past jobs are never reported, only jobs that end from then on.
+
+    Transient API failures (connection errors, timeouts, 429, 5xx) are retried in place; other
+    errors (a deleted knowledge base, a revoked token) are logged and retried at a slower pace,
+    since an asset watcher is meant to run forever. Its kwargs are JSON primitives without any
+    secret: the token is read from the connection in the triggerer.
+
+    :param knowledge_base_uuid: The knowledge base to watch.
+    :param knowledge_base_uuids: Several knowledge bases to watch (with or instead of
+        ``knowledge_base_uuid``). Each costs one request per poll.
+    :param gradient_conn_id: The ``gradient`` connection.
+    :param poll_interval: Seconds between polls (±10 % jitter). Default 60.
+    :param only_successful: Only report jobs that succeeded (COMPLETED, NO_CHANGES or PARTIAL);
+        failed and cancelled jobs are skipped.
+    :param only_changed: Skip jobs that ended NO_CHANGES (nothing was reindexed).
+    """
+
+    def __init__(
+        self,
+        *,
+        knowledge_base_uuid: str | None = None,
+        knowledge_base_uuids: list[str] | None = None,
+        gradient_conn_id: str = GradientHook.default_conn_name,
+        poll_interval: float = 60.0,
+        only_successful: bool = False,
+        only_changed: bool = False,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.knowledge_base_uuids = _uuids(knowledge_base_uuid, knowledge_base_uuids)
+        self.gradient_conn_id = gradient_conn_id
+        self.poll_interval = seconds(poll_interval, "poll_interval")
+        self.only_successful = bool(only_successful)
+        self.only_changed = bool(only_changed)
+        self._seen: dict[str, list[str]] = {}
+        self._store_usable = True
+        self._hook: GradientHook | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and JSON-primitive kwargs (stable, so ``BaseEventTrigger.hash`` is too)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "knowledge_base_uuids": list(self.knowledge_base_uuids),
+                "gradient_conn_id": self.gradient_conn_id,
+                "poll_interval": self.poll_interval,
+                "only_successful": self.only_successful,
+                "only_changed": self.only_changed,
+            },
+        )
+
+    @property
+    def hook(self) -> GradientHook:
+        """The hook, created on first use in the triggerer."""
+        if self._hook is None:
+            self._hook = GradientHook(gradient_conn_id=self.gradient_conn_id)
+        return self._hook
+
+    def wanted(self, job: IndexingJob) -> bool:
+        """Whether an ended job passes the filters."""
+        outcome = job.outcome
+        if self.only_successful and not outcome.is_success:
+            return False
+        return not (self.only_changed and outcome is JobOutcome.NO_CHANGES)
+
+    # ----------------------------------------------------------------------------------------
+    # Watermark
+    # ----------------------------------------------------------------------------------------
+
+    def _store(self) -> Any:
+        """Airflow's asset state store accessor (3.3+), or ``None``."""
+        return getattr(self, "asset_state_store", None) if self._store_usable else None
+
+    async def _load(self, kb_uuid: str) -> list[str] | None:
+        """The handled job uuids stored for a knowledge base, or ``None`` if nothing is stored."""
+        store = self._store()
+        if store is None:
+            return None
+        try:
+            value = await store.aget(STATE_KEY_PREFIX + kb_uuid)
+        except Exception as err:  # e.g. one trigger watched by several assets: no single store
+            self._store_usable = False
+            self.log.warning(
+                "Cannot use the asset state store (%s): jobs that end while this trigger is not "
+                "running will not be reported.",
+                err,
+            )
+            return None
+        if isinstance(value, dict) and isinstance(value.get("seen"), list):
+            return [str(uuid) for uuid in value["seen"]]
+        return None
+
+    async def _save(self, kb_uuid: str, last: IndexingJob | None = None) -> None:
+        store = self._store()
+        if store is None:
+            return
+        value: dict[str, Any] = {"version": STATE_VERSION, "seen": self._seen[kb_uuid]}
+        if last is not None:
+            value["last_job_uuid"] = last.uuid
+            value["last_finished_at"] = last.finished_at.isoformat() if last.finished_at else None
+        try:
+            await store.aset(STATE_KEY_PREFIX + kb_uuid, value)
+        except Exception as err:
+            self.log.warning("Could not store the watermark of knowledge base %s: %s", kb_uuid, err)
+
+    def _remember(self, kb_uuid: str, uuids: Iterable[str]) -> None:
+        seen = self._seen.setdefault(kb_uuid, [])
+        for uuid in uuids:
+            if uuid not in seen:
+                seen.append(uuid)
+        del seen[:-SEEN_LIMIT]
+
+    # ----------------------------------------------------------------------------------------
+    # Polling
+    # ----------------------------------------------------------------------------------------
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll forever; yield one event per job that ends (and passes the filters)."""
+        failures = 0
+        while True:
+            failed = False
+            retry_after = 0.0
+            for kb_uuid in self.knowledge_base_uuids:
+                try:
+                    jobs = await self.hook.alist_knowledge_base_indexing_jobs(kb_uuid)
+                except TRANSIENT_ERRORS as err:
+                    failed = True
+                    retry_after = max(retry_after, float(getattr(err, "retry_after", None) or 0.0))
+                    self.log.warning("Reading the jobs of knowledge base %s failed (%s); retrying.", kb_uuid, err)
+                    continue
+                except GradientError as err:
+                    failed = True
+                    self.log.error("Reading the jobs of knowledge base %s failed: %s. Retrying later.", kb_uuid, err)
+                    continue
+                async for event in self._handle(kb_uuid, jobs):
+                    yield event
+            failures = failures + 1 if failed else 0
+            await asyncio.sleep(max(retry_after, self._delay(failures)))
+
+    def _delay(self, failures: int) -> float:
+        factor = min(2**failures, MAX_ERROR_BACKOFF) if failures else 1
+        return self.poll_interval * factor * random.uniform(0.9, 1.1)
+
+    async def _handle(self, kb_uuid: str, jobs: list[IndexingJob]) -> AsyncIterator[TriggerEvent]:
+        ended = sorted((job for job in jobs if job.uuid and job.is_terminal), key=_end_time)
+        if kb_uuid not in self._seen:
+            stored = await self._load(kb_uuid)
+            if stored is None:
+                # First start (or no state store): what has ended so far is history, not news.
+                self._remember(kb_uuid, (job.uuid for job in ended if job.uuid))
+                self.log.info(
+                    "Watching knowledge base %s; %d job(s) already ended and are not reported.",
+                    kb_uuid,
+                    len(ended),
+                )
+                await self._save(kb_uuid, ended[-1] if ended else None)
+                return
+            self._seen[kb_uuid] = stored
+            self.log.info("Watching knowledge base %s from its stored watermark.", kb_uuid)
+        seen = self._seen[kb_uuid]
+        for job in ended:
+            if job.uuid in seen:
+                continue
+            if self.wanted(job):
+                self.log.info("Indexing job %s of knowledge base %s ended: %s.", job.uuid, kb_uuid, job.describe())
+                yield TriggerEvent(event_payload(job, kb_uuid))  # type: ignore[no-untyped-call]
+            else:
+                self.log.info("Indexing job %s ended (%s): filtered out.", job.uuid, job.outcome.value)
+            # Stored once the triggerer has taken the event: a crash before this line repeats the
+            # event after the restart rather than losing it.
+            self._remember(kb_uuid, [job.uuid or ""])
+            await self._save(kb_uuid, job)
+
+    async def cleanup(self) -> None:
+        """Release this trigger's share of the HTTP session."""
+        if self._hook is not None:
+            await self._hook.aclose()
