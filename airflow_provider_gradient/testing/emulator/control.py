@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -57,7 +58,12 @@ ControlHandler = Callable[[Backend, Request, dict[str, Any]], Any]
 
 
 def _json_response(payload: Any, status: int = 200) -> Response:
-    return Response(json.dumps(payload), status_code=status, media_type="application/json")
+    return Response(
+        json.dumps(payload),
+        status_code=status,
+        media_type="application/json",
+        headers={"x-request-id": str(uuid.uuid4())},
+    )
 
 
 def _wrap(backend: Backend, handler: ControlHandler) -> Callable[[Request], Awaitable[Response]]:
@@ -74,6 +80,7 @@ def _wrap(backend: Backend, handler: ControlHandler) -> Callable[[Request], Awai
         except (ValueError, TypeError, KeyError) as error:
             return _json_response({"id": "bad_request", "message": str(error)}, 400)
         if isinstance(result, Response):
+            result.headers["x-request-id"] = str(uuid.uuid4())
             return result
         return _json_response(result if result is not None else {"ok": True})
 

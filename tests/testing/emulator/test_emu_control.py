@@ -13,6 +13,7 @@ from airflow_provider_gradient.testing.emulator import GradientEmulator
 def _control(emu: GradientEmulator, method: str, path: str, body: Any = None) -> Any:
     response = requests.request(method, f"{emu.base_url}/_emulator{path}", json=body, timeout=5)
     assert response.status_code == 200, response.text
+    assert response.headers["x-request-id"]
     return response.json()
 
 
