@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -100,14 +101,19 @@ class RequestBudget:
             return
 
 
-#: One budget per (event loop, token); the key never contains the token itself.
-BUDGETS: dict[tuple[Any, ...], RequestBudget] = {}
+#: One budget per event loop and token; the key never contains the token itself. Keyed by the
+#: loop object (weakly), not ``id(loop)``: a later loop reusing a dead loop's id must not inherit
+#: its budget (and its "wait for the server's reset"), and dead loops' budgets are dropped.
+BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], RequestBudget]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def budget_for(token_key: str, per_minute: int, per_hour: int) -> RequestBudget:
     """The shared budget for a token on the running event loop."""
-    key = (id(asyncio.get_running_loop()), token_key, per_minute, per_hour)
-    budget = BUDGETS.get(key)
+    budgets = BUDGETS.setdefault(asyncio.get_running_loop(), {})
+    key = (token_key, per_minute, per_hour)
+    budget = budgets.get(key)
     if budget is None:
-        budget = BUDGETS[key] = RequestBudget(per_minute, per_hour)
+        budget = budgets[key] = RequestBudget(per_minute, per_hour)
     return budget
