@@ -13,8 +13,7 @@ import json
 import logging
 import re
 import time
-import uuid as uuid_lib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
@@ -24,6 +23,7 @@ import tenacity
 from pydantic import ValidationError
 
 from airflow_provider_gradient._settings import RetryPolicy
+from airflow_provider_gradient._uuids import validate_uuid, validate_uuid_list
 from airflow_provider_gradient.exceptions import (
     GradientAPIError,
     GradientAuthError,
@@ -146,52 +146,8 @@ class Operation(Generic[T]):
 # --------------------------------------------------------------------------------------------
 
 
-def validate_uuid(value: Any, param: str) -> str:
-    """
-    Check that ``value`` is a UUID string and return it normalised (lower case, stripped).
-
-    :param value: The value to check.
-    :param param: The parameter name, for the error message.
-    :raises GradientConfigError: If it is not a UUID. Nothing has been sent.
-    """
-    if not isinstance(value, str):
-        raise GradientConfigError(
-            f"{param} must be a UUID string such as '123e4567-e89b-12d3-a456-426614174000', "
-            f"got {type(value).__name__} {value!r}."
-        )
-    text = value.strip().strip("'\"")
-    try:
-        parsed = uuid_lib.UUID(text)
-    except ValueError:
-        parsed = None
-    if parsed is None or len(text) != 36:
-        raise GradientConfigError(
-            f"{param} must be a UUID such as '123e4567-e89b-12d3-a456-426614174000', got {value!r}. "
-            "Copy it from the Gradient console or the API (a knowledge base, data source or job uuid)."
-        )
-    return str(parsed)
-
-
-def validate_uuid_list(values: Any, param: str) -> list[str]:
-    """
-    Check a list of UUIDs (not a single string, not empty) and return it normalised, deduplicated.
-
-    :raises GradientConfigError: If it is not a non-empty list of UUIDs.
-    """
-    if isinstance(values, str) or not isinstance(values, Iterable) or isinstance(values, Mapping):
-        raise GradientConfigError(
-            f"{param} must be a list of UUID strings, got {type(values).__name__} {values!r}. "
-            f"Wrap a single uuid in a list: {param}=[{values!r}]."
-        )
-    items = list(values)
-    if not items:
-        raise GradientConfigError(f"{param} must not be empty. Pass None (or leave it out) to index every data source.")
-    result: list[str] = []
-    for index, item in enumerate(items):
-        normalised = validate_uuid(item, f"{param}[{index}]")
-        if normalised not in result:
-            result.append(normalised)
-    return result
+# validate_uuid / validate_uuid_list live in the light _uuids module (imported at DAG parse time)
+# and are re-exported here.
 
 
 def _q(value: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gradient.exceptions import (
     GradientError,
@@ -18,7 +18,9 @@ from airflow_provider_gradient.exceptions import (
     GradientJobError,
     GradientJobTimeoutError,
 )
-from airflow_provider_gradient.models import IndexingJob, JobOutcome, KnowledgeBaseDetails
+
+if TYPE_CHECKING:  # the pydantic models cost ~0.1 s to build: not at DAG parse time
+    from airflow_provider_gradient.models import IndexingJob, KnowledgeBaseDetails
 
 __all__ = [
     "EVENT_STATUSES",
@@ -34,12 +36,13 @@ __all__ = [
 #: Every status an event may carry.
 EVENT_STATUSES = frozenset({"success", "partial", "failed", "cancelled", "timeout", "error"})
 
+#: Keyed by ``JobOutcome`` values (a ``str`` enum, so its members look up the same).
 _STATUS_OF_OUTCOME = {
-    JobOutcome.SUCCEEDED: "success",
-    JobOutcome.NO_CHANGES: "success",
-    JobOutcome.PARTIAL: "partial",
-    JobOutcome.FAILED: "failed",
-    JobOutcome.CANCELLED: "cancelled",
+    "succeeded": "success",
+    "no_changes": "success",
+    "partial": "partial",
+    "failed": "failed",
+    "cancelled": "cancelled",
 }
 
 

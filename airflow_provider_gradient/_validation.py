@@ -14,7 +14,7 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_gradient._api import validate_uuid, validate_uuid_list
+from airflow_provider_gradient._uuids import validate_uuid, validate_uuid_list
 from airflow_provider_gradient.exceptions import GradientConfigError
 
 __all__ = ["is_template", "optional_seconds", "optional_uuid", "seconds", "uuid_list_or_none"]
