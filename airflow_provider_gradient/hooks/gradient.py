@@ -105,13 +105,10 @@ class GradientHook(BaseHook):
     async def asettings(self) -> ClientSettings:
         """The validated connection settings, read without blocking the event loop."""
         if self._settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
+            from airflow_provider_gradient.hooks._async_connection import read_connection
 
-            conn = await get_async_connection(self.gradient_conn_id, hook=self)
-            self._settings = self._settings_from(conn, await get_async_extra_dejson(conn))
+            conn, extra = await read_connection(self, self.gradient_conn_id)
+            self._settings = self._settings_from(conn, extra)
         return self._settings
 
     def _settings_from(self, conn: Any, extra: dict[str, Any]) -> ClientSettings:
