@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_gradient import _outcome
+from airflow_provider_gradient._polling import next_delay
 from airflow_provider_gradient._validation import (
     is_template,
     optional_seconds,
@@ -195,7 +196,7 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     def _inputs(self, *, parse_time: bool = False) -> tuple[str, list[str] | None]:
         kb = self.knowledge_base_uuid
         ds = self.data_source_uuids
-        if parse_time and (is_template(kb) or not isinstance(kb, str)):
+        if parse_time and (is_template(kb) or not isinstance(kb, (str, type(None)))):
             kb_checked = ""
         else:
             kb_checked = optional_uuid(kb, "knowledge_base_uuid", required=True) or ""
@@ -342,10 +343,9 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
                     f"{details.database_status} after {self.database_ready_timeout:.0f}s.",
                     hint="Raise database_ready_timeout, or check the knowledge base in the console.",
                 )
-            from airflow_provider_gradient._polling import next_delay
-
             self.log.info("Waiting for the knowledge base's database (%s).", details.database_status)
-            time.sleep(min(next_delay(30.0, polls), max(0.0, give_up - time.monotonic())))
+            delay = next_delay(min(self.poll_interval, 30.0), polls)
+            time.sleep(min(delay, max(0.0, give_up - time.monotonic())))
             polls += 1
 
     def _remember(self, context: Context, job: IndexingJob) -> IndexingJob:
@@ -413,7 +413,7 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     def _annotate_outlets(self, context: Context, summary: dict[str, Any]) -> None:
         """Attach the job's details to the asset events of this task's outlets."""
         outlet_events = context.get("outlet_events")
-        if not outlet_events:
+        if outlet_events is None or not self.outlets:  # an unused accessor mapping is empty: not a reason
             return
         extra = {
             key: summary.get(key)
