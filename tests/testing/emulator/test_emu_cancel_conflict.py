@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from _emu_helpers import API, Api, assert_error
+from openapi_core import OpenAPI
 
 from airflow_provider_gradient.testing.emulator import ApiError, GradientEmulator
 
@@ -69,7 +72,9 @@ def test_conflict_when_a_job_is_running(emu: GradientEmulator, api: Api) -> None
     assert api.start_job(kb.uuid).status_code == 200
 
 
-def test_conflict_status_is_configurable(gradient_emulator_factory, openapi) -> None:  # type: ignore[no-untyped-def]
+def test_conflict_status_is_configurable(
+    gradient_emulator_factory: Callable[..., GradientEmulator], openapi: OpenAPI
+) -> None:
     emu = gradient_emulator_factory(conflict_status=400)
     api = Api(emu, openapi)
     kb = emu.create_knowledge_base("docs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -58,7 +59,9 @@ def test_cli_serves_and_stops(stop_signal: int) -> None:
     )
     try:
         lines = _read_until(process, "Press Ctrl+C")
-        base_url = re.search(r"listening on (http://\S+)", lines[0]).group(1)  # type: ignore[union-attr]
+        match = re.search(r"listening on (http://\S+)", lines[0])
+        assert match is not None
+        base_url = match.group(1)
         kb_lines = [line for line in lines if line.startswith("knowledge base ")]
         assert len(kb_lines) == 2
         kb_uuid = kb_lines[0].split()[3]
@@ -102,8 +105,6 @@ def test_cli_uuids_are_deterministic() -> None:
 def test_parse_kb_spec() -> None:
     assert parse_kb_spec("docs") == ("docs", 1)
     assert parse_kb_spec("docs:3") == ("docs", 3)
-    import argparse
-
     with pytest.raises(argparse.ArgumentTypeError):
         parse_kb_spec("docs:x")
     with pytest.raises(argparse.ArgumentTypeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 import requests
 from _emu_helpers import API, Api, assert_error
@@ -150,8 +151,6 @@ def test_bad_fault_definitions_are_rejected(emu: GradientEmulator) -> None:
 
 
 async def test_connection_reset_seen_by_aiohttp(emu: GradientEmulator, job: str) -> None:
-    import aiohttp
-
     emu.faults.add(operation=GET_JOB, kind="reset")
     headers = {"Authorization": f"Bearer {emu.token}"}
     async with aiohttp.ClientSession() as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from _emu_helpers import API, Api
 
 from airflow_provider_gradient.testing.emulator import GradientEmulator
@@ -48,7 +49,7 @@ def test_unknown_routes_and_methods_are_answered_and_logged(emu: GradientEmulato
     assert len(emu.requests) == 2
 
 
-def test_token_never_leaks(emu: GradientEmulator, api: Api, capfd) -> None:  # type: ignore[no-untyped-def]
+def test_token_never_leaks(emu: GradientEmulator, api: Api, capfd: pytest.CaptureFixture[str]) -> None:
     emu.add_token(SECRET, scopes=["genai:read"])
     kb = emu.create_knowledge_base("secret")
     answers = [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
 from _emu_helpers import API, Api
 
@@ -132,8 +135,6 @@ def test_speed_makes_a_long_job_finish_in_wall_milliseconds(emu: GradientEmulato
     emu.clock.speed = 1_000_000.0
     uuid = api.start_job(kb.uuid).json()["job"]["uuid"]
     emu.clock.advance(0)
-    import time
-
     time.sleep(0.01)
     assert api.job(uuid)["phase"] == "BATCH_JOB_PHASE_SUCCEEDED"
 
@@ -191,7 +192,7 @@ def test_scheduled_indexing_fires_on_emulated_time(emu: GradientEmulator, api: A
     assert api.get(f"{API}/scheduled-indexing/knowledge-base/{kb.uuid}").status_code == 404
 
 
-def test_same_seed_same_uuids(gradient_emulator_factory) -> None:  # type: ignore[no-untyped-def]
+def test_same_seed_same_uuids(gradient_emulator_factory: Callable[..., GradientEmulator]) -> None:
     one = gradient_emulator_factory(seed=7)
     two = gradient_emulator_factory(seed=7)
     three = gradient_emulator_factory(seed=8)
