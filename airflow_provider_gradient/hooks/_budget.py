@@ -6,11 +6,16 @@ by everything that uses the token. Thousands of triggers polling through one con
 under that together, so every async request first takes a slot here. The budget also listens to
 the server's ``ratelimit-remaining`` / ``ratelimit-reset`` headers: when other users of the token
 (another triggerer, a script) have used it up, it waits for the reset instead of provoking 429s.
+
+Requests are paced, not just counted: each caller reserves its own send time, first come first
+served, so a thousand triggers due at once go out evenly spread instead of in a burst that
+empties the window followed by everyone waking together at its edge.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import weakref
@@ -26,20 +31,47 @@ _HOUR = 3600.0
 
 class RequestBudget:
     """
-    Rolling-window pacing for one token.
+    Smooth pacing within rolling-window limits, for one token.
+
+    :meth:`acquire` first reserves a send time on a pacing schedule (GCRA "virtual scheduling",
+    one per window): up to ``burst`` of a window's budget may go at once, after that requests are
+    spaced evenly, in the order they asked. The spacing is chosen so that the schedule alone keeps
+    every rolling window within the budget (a window of length ``W`` then holds at most
+    ``W / interval + burst`` = the budget), so nobody waits at a window's edge. The windows and the
+    server's headers are still checked before a slot is taken, as a safety net.
+
+    With the defaults (250/min and 5,000/h, 90 % headroom, 20 % burst): 45 requests at once, then
+    one every 1/3 s (180/min) while the hourly burst of 900 lasts, then one per second (3,600/h).
 
     :param per_minute: The token's per-minute limit.
     :param per_hour: The token's per-hour limit.
     :param headroom: Fraction of each limit this process may use (leaves room for others).
     :param reserve: When the server reports this many requests left or fewer, wait for its reset.
+    :param burst: Fraction of each window's budget that may go without pacing.
+    :param minute_window: Length of the short window in seconds (benchmarks compress time).
+    :param hour_window: Length of the long window in seconds.
     """
 
-    def __init__(self, per_minute: int = 250, per_hour: int = 5000, *, headroom: float = 0.9, reserve: int = 5):
+    def __init__(
+        self,
+        per_minute: int = 250,
+        per_hour: int = 5000,
+        *,
+        headroom: float = 0.9,
+        reserve: int = 5,
+        burst: float = 0.2,
+        minute_window: float = _MINUTE,
+        hour_window: float = _HOUR,
+    ):
         self.per_minute = max(1, int(per_minute * headroom))
         self.per_hour = max(1, int(per_hour * headroom))
         self.reserve = reserve
+        self.minute_window = minute_window
+        self.hour_window = hour_window
         self._minute: deque[float] = deque()
         self._hour: deque[float] = deque()
+        self._pace_minute = _Pacer(self.per_minute, minute_window, burst)
+        self._pace_hour = _Pacer(self.per_hour, hour_window, burst)
         self._server_remaining: int | None = None
         self._server_reset: float | None = None  # epoch seconds
         self.waited = 0.0  # total seconds callers spent waiting, for benchmarks
@@ -48,15 +80,15 @@ class RequestBudget:
         """Seconds until the next request may go (0 if it may go now). Does not take a slot."""
         now = time.monotonic() if now is None else now
         wall = time.time() if wall is None else wall
-        while self._minute and self._minute[0] <= now - _MINUTE:
+        while self._minute and self._minute[0] <= now - self.minute_window:
             self._minute.popleft()
-        while self._hour and self._hour[0] <= now - _HOUR:
+        while self._hour and self._hour[0] <= now - self.hour_window:
             self._hour.popleft()
         wait = 0.0
         if len(self._minute) >= self.per_minute:
-            wait = self._minute[0] + _MINUTE - now
+            wait = self._minute[0] + self.minute_window - now
         if len(self._hour) >= self.per_hour:
-            wait = max(wait, self._hour[0] + _HOUR - now)
+            wait = max(wait, self._hour[0] + self.hour_window - now)
         if (
             self._server_remaining is not None
             and self._server_remaining <= self.reserve
@@ -76,8 +108,21 @@ class RequestBudget:
         if self._server_remaining is not None:
             self._server_remaining -= 1
 
+    def reserve_slot(self, now: float | None = None) -> float:
+        """Reserve the next send time on the pacing schedule (monotonic seconds, ``>= now``)."""
+        now = time.monotonic() if now is None else now
+        slot = max(now, self._pace_minute.earliest(), self._pace_hour.earliest())
+        self._pace_minute.book(slot)
+        self._pace_hour.book(slot)
+        return slot
+
     async def acquire(self) -> None:
-        """Wait until a request may be sent within the budget, then take a slot."""
+        """Wait for this caller's paced turn and for room in the windows, then take a slot."""
+        now = time.monotonic()
+        pace = self.reserve_slot(now) - now
+        if pace > 0:
+            self.waited += pace
+            await asyncio.sleep(pace)
         while True:
             wait = self.delay()
             if wait <= 0:
@@ -99,6 +144,27 @@ class RequestBudget:
                 self._server_reset = float(reset)
         except ValueError:
             return
+
+
+class _Pacer:
+    """
+    GCRA for one window: ``burst`` requests at once, then one per ``interval``, such that any
+    rolling window of ``window`` seconds holds at most ``limit`` of them.
+    """
+
+    __slots__ = ("interval", "tat", "tolerance")
+
+    def __init__(self, limit: int, window: float, burst: float) -> None:
+        size = min(limit, max(1, int(limit * burst)))
+        self.interval = window / max(1, limit - size)
+        self.tolerance = (size - 1) * self.interval
+        self.tat = -math.inf  # theoretical arrival time of the next request
+
+    def earliest(self) -> float:
+        return self.tat - self.tolerance
+
+    def book(self, slot: float) -> None:
+        self.tat = max(self.tat, slot) + self.interval
 
 
 #: One budget per event loop and token; the key never contains the token itself. Keyed by the
