@@ -301,6 +301,7 @@ def _pipeline(backend: Backend, operations: dict[str, Operation]) -> Callable[[R
 
     async def endpoint(request: Request) -> Response:
         request_id = str(uuid.uuid4())
+        generation = backend.generation
         method = request.method
         operation = operations.get(method)
         raw_body = await request.body() if method in ("POST", "PUT", "PATCH") else b""
@@ -334,6 +335,8 @@ def _pipeline(backend: Backend, operations: dict[str, Operation]) -> Callable[[R
             if fault is not None:
                 if fault.kind == "delay":
                     await asyncio.sleep(fault.seconds or 0.0)
+                    if backend.generation != generation:
+                        raise ApiError(503, "the emulator was reset while this request was delayed")
                 elif fault.kind == "status":
                     extra_headers.update(fault.headers)
                     raise ApiError(fault.status or 500, fault.message or "Unexpected server-side error")
@@ -376,7 +379,7 @@ def _pipeline(backend: Backend, operations: dict[str, Operation]) -> Callable[[R
             headers["x-request-id"] = request_id
             headers.update(extra_headers)
             response = Response(content, status_code=status, headers=headers, media_type=media_type)
-        if log.enabled:
+        if log.enabled and backend.generation == generation:  # not into the log of a later test
             log.append(
                 RecordedRequest(
                     time=time.time(),

@@ -82,9 +82,12 @@ class Backend:
         self.limiter = RateLimiter(rate_limit_per_minute, rate_limit_per_hour)
         self.faults = FaultInjector()
         self.log = RequestLog(record_requests)
+        #: Bumped by :meth:`reset`; requests still in flight from before are then not recorded.
+        self.generation = 0
 
     def reset(self) -> None:
         """Back to the state right after construction (same token, seed, speed and limits)."""
+        self.generation += 1
         self.store.reset()
         self.faults.clear()
         self.log.clear()

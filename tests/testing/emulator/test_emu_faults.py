@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import aiohttp
 import pytest
 import requests
@@ -159,3 +161,16 @@ async def test_connection_reset_seen_by_aiohttp(emu: GradientEmulator, job: str)
                 await response.json()
         async with session.get(f"{emu.base_url}{API}/indexing_jobs/{job}", headers=headers) as response:
             assert response.status == 200
+
+
+def test_delayed_request_does_not_leak_into_a_reset_emulator(emu: GradientEmulator, api: Api) -> None:
+    kb = emu.create_knowledge_base("slow")
+    emu.faults.add(operation="genai_create_indexing_job", kind="delay", seconds=0.3)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        api.start_job(kb.uuid, timeout=0.1)
+    emu.reset()  # what the fixture does before the next test
+    fresh = emu.create_knowledge_base("slow")
+    assert fresh.uuid == kb.uuid  # same seed, same uuid: the delayed POST would hit it
+    time.sleep(0.4)
+    assert emu.jobs() == []
+    assert emu.requests == []
