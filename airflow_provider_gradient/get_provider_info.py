@@ -15,6 +15,15 @@ from airflow_provider_gradient._conn_fields import EXTRA_FIELDS, UI_FIELD_BEHAVI
 __all__ = ["get_provider_info"]
 
 
+_ACRONYMS = {"url": "URL", "http": "HTTP"}
+
+
+def _label(name: str) -> str:
+    """``allow_insecure_http`` → ``Allow insecure HTTP``."""
+    words = [_ACRONYMS.get(word, word) for word in name.split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
+
+
 def _conn_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, (kind, default, description) in EXTRA_FIELDS.items():
@@ -22,7 +31,7 @@ def _conn_fields() -> dict[str, Any]:
         if default is not None:
             schema["default"] = default
         fields[name] = {
-            "label": name.replace("_", " ").capitalize().replace("url", "URL").replace("Http", "HTTP"),
+            "label": _label(name),
             "description": description,
             "schema": schema,
         }
