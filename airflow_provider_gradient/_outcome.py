@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gradient.exceptions import (
+    GradientConfigError,
     GradientError,
     GradientJobCancelledError,
     GradientJobError,
@@ -82,7 +83,7 @@ def parse_time(value: Any, param: str = "indexed_after") -> datetime | None:
         try:
             parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
-            raise GradientError(
+            raise GradientConfigError(
                 f"{param} must be an ISO-8601 time such as '2026-01-31T12:00:00+00:00', got {value!r}."
             ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

@@ -103,6 +103,7 @@ class GradientIndexingJobSensor(BaseSensorOperator):
     def _targets(self) -> tuple[str | None, str | None]:
         job = optional_uuid(self.indexing_job_uuid, "indexing_job_uuid", required=self.knowledge_base_uuid is None)
         kb = None if job else optional_uuid(self.knowledge_base_uuid, "knowledge_base_uuid", required=True)
+        _outcome.parse_time(self.indexed_after)  # rendered: checked before any request
         return job, kb
 
     def _check(self) -> dict[str, Any] | None:
