@@ -135,6 +135,8 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
         self.only_changed = bool(only_changed)
         self._seen: dict[str, list[str]] = {}
         self._store_usable = True
+        self._failures = 0
+        self._retry_after = 0.0
         self._hook: GradientHook | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -217,26 +219,33 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll forever; yield one event per job that ends (and passes the filters)."""
-        failures = 0
         while True:
-            failed = False
-            retry_after = 0.0
-            for kb_uuid in self.knowledge_base_uuids:
-                try:
-                    jobs = await self.hook.alist_knowledge_base_indexing_jobs(kb_uuid)
-                except TRANSIENT_ERRORS as err:
-                    failed = True
-                    retry_after = max(retry_after, float(getattr(err, "retry_after", None) or 0.0))
-                    self.log.warning("Reading the jobs of knowledge base %s failed (%s); retrying.", kb_uuid, err)
-                    continue
-                except GradientError as err:
-                    failed = True
-                    self.log.error("Reading the jobs of knowledge base %s failed: %s. Retrying later.", kb_uuid, err)
-                    continue
-                async for event in self._handle(kb_uuid, jobs):
-                    yield event
-            failures = failures + 1 if failed else 0
-            await asyncio.sleep(max(retry_after, self._delay(failures)))
+            async for event in self.poll():
+                yield event
+            await asyncio.sleep(max(self._retry_after, self._delay(self._failures)))
+
+    async def poll(self) -> AsyncIterator[TriggerEvent]:
+        """
+        One round: read each knowledge base's latest jobs once and yield the events of the jobs
+        that ended since they were last seen. :meth:`run` repeats it forever.
+        """
+        failed = False
+        self._retry_after = 0.0
+        for kb_uuid in self.knowledge_base_uuids:
+            try:
+                jobs = await self.hook.alist_knowledge_base_indexing_jobs(kb_uuid)
+            except TRANSIENT_ERRORS as err:
+                failed = True
+                self._retry_after = max(self._retry_after, float(getattr(err, "retry_after", None) or 0.0))
+                self.log.warning("Reading the jobs of knowledge base %s failed (%s); retrying.", kb_uuid, err)
+                continue
+            except GradientError as err:
+                failed = True
+                self.log.error("Reading the jobs of knowledge base %s failed: %s. Retrying later.", kb_uuid, err)
+                continue
+            async for event in self._handle(kb_uuid, jobs):
+                yield event
+        self._failures = self._failures + 1 if failed else 0
 
     def _delay(self, failures: int) -> float:
         factor = min(2**failures, MAX_ERROR_BACKOFF) if failures else 1
