@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
+from airflow.providers.common.compat.sdk import BaseOperatorLink
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import TaskInstanceKey
@@ -24,4 +24,7 @@ class GradientIndexingJobLink(BaseOperatorLink):
 
     def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
         """The console URL the start task pushed, or ``""`` before it started a job."""
+        # Imported here: on Airflow 3.0 the XCom module pulls Starlette into every DAG parse.
+        from airflow.providers.common.compat.sdk import XCom
+
         return str(XCom.get_value(key=XCOM_JOB_URL, ti_key=ti_key) or "")
