@@ -6,13 +6,25 @@ Names avoid the emulator plugin's fixtures (``gradient_emulator``, ``gradient_co
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+# Airflow reads AIRFLOW_HOME (its config and the sqlite metadata DB of dag.test runs) once, when it
+# is first imported: give the test session a private home before any test module imports airflow,
+# so tests never touch ~/airflow or a developer's own deployment.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="gradient-tests-airflow-home-")
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 TEST_TOKEN = "dop_v1_test_token_never_logged"
 TEST_BASE_URL = "https://api.example.test"
