@@ -57,7 +57,7 @@ class ClientSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     retry: RetryPolicy = RetryPolicy()
-    proxy: str | None = None
+    proxy: str | None = field(default=None, repr=False)
     console_url_template: str = DEFAULT_CONSOLE_URL_TEMPLATE
     requests_per_minute: int = 250
     requests_per_hour: int = 5000

@@ -45,9 +45,9 @@ __all__ = ["GradientHook"]
 T = TypeVar("T")
 Item = TypeVar("Item")
 
-#: How far back (seconds) a job's ``created_at`` may lie before a failed start and still be
-#: adopted as the job that start created (covers clock skew between Airflow and the API).
-ADOPT_WINDOW = 120.0
+#: How far before a failed start (seconds) a job's ``created_at`` may lie and still be adopted as
+#: the job that start created: an allowance for clock skew between Airflow and the API.
+CLOCK_SKEW = 60.0
 
 
 def _has_port(url: str) -> bool:
@@ -211,14 +211,18 @@ class GradientHook(BaseHook):
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
     def _pages(self, first: _api.Operation[T], items: Callable[[T], list[Item]]) -> Iterator[Item]:
+        """Every item of every page; stops on an empty page, past ``meta.pages`` or on a loop."""
         op: _api.Operation[T] | None = first
         seen: set[int] = set()
         while op is not None:
             page = self.run(op)
-            yield from items(page)
+            page_items = items(page)
+            yield from page_items
             meta = getattr(page, "meta", None)
             current = (meta.page if meta and meta.page else None) or int((op.params or {}).get("page", 1))
             seen.add(current)
+            if not page_items or (meta is not None and meta.pages is not None and current >= meta.pages):
+                return
             op = _api.next_page(first, getattr(page, "next_url", None), current, seen)
 
     # ----------------------------------------------------------------------------------------
@@ -252,7 +256,7 @@ class GradientHook(BaseHook):
                 "for the job it may have created instead.",
                 err,
             )
-            job = self._find_started_job(kb_uuid, sent_at)
+            job = self._find_started_job(kb_uuid, sent_at, op.body.get("data_source_uuids") if op.body else None)
             if job is not None:
                 self.log.info("Adopting indexing job %s, created by the ambiguous start.", job.uuid)
                 return job
@@ -261,8 +265,15 @@ class GradientHook(BaseHook):
                 "no job created by it was found. Nothing was re-sent; retrying the task is safe."
             ) from err
 
-    def _find_started_job(self, knowledge_base_uuid: str, sent_at: float, checks: int = 3) -> IndexingJob | None:
-        """The job an ambiguous start created: running, or created since the start was sent."""
+    def _find_started_job(
+        self, knowledge_base_uuid: str, sent_at: float, data_source_uuids: list[str] | None, checks: int = 3
+    ) -> IndexingJob | None:
+        """
+        The job an ambiguous start created: on this knowledge base, created after the start was sent
+        (less :data:`CLOCK_SKEW`), for the same data sources. A job that was already running is not
+        adopted: it is someone else's, and the start would have been refused because of it.
+        """
+        wanted = set(data_source_uuids or ())
         for check in range(checks):
             if check:
                 time.sleep(2.0 * check)
@@ -275,8 +286,10 @@ class GradientHook(BaseHook):
             candidates = [
                 job
                 for job in jobs
-                if not job.is_terminal
-                or (job.created_at is not None and job.created_at.timestamp() >= sent_at - ADOPT_WINDOW)
+                if job.uuid
+                and job.created_at is not None
+                and job.created_at.timestamp() >= sent_at - CLOCK_SKEW
+                and (not wanted or not job.data_source_uuids or set(job.data_source_uuids) == wanted)
             ]
             if candidates:
                 return max(candidates, key=lambda job: job.created_at.timestamp() if job.created_at else 0.0)
