@@ -64,6 +64,25 @@ def emulator(deployment: Deployment) -> Emulator:
     return Emulator(deployment.emulator_url)
 
 
+#: DAGs in tests/system/dags that the scenarios trigger by hand (unpaused once parsed).
+MANUAL_DAGS = (
+    "gradient_reindex",
+    "gradient_reindex_sync_retry",
+    "gradient_fanout",
+    "gradient_cancel_on_failure",
+)
+
+
+@pytest.fixture(scope="session")
+def gradient_dags(airflow_api: AirflowAPI) -> tuple[str, ...]:
+    """The provider's system-test DAGs, parsed by the dag processor and unpaused (not the scheduled one)."""
+    for dag_id in (*MANUAL_DAGS, "gradient_scheduled_reindex"):
+        airflow_api.wait_for_dag(dag_id, timeout=120)
+    for dag_id in MANUAL_DAGS:
+        airflow_api.set_paused(dag_id, False)
+    return MANUAL_DAGS
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield

@@ -97,9 +97,11 @@ class AirflowAPI:
         return None if data is None or "value" not in data else data["value"]
 
     def links(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
-        return self.get(
+        """``{link name: url}`` of the task instance's extra links."""
+        data = self.get(
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links", params={"map_index": map_index}
         )
+        return dict(data.get("extra_links", data))
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
         data = self.request(
@@ -156,12 +158,15 @@ class StateWatcher:
     map_index: int | None = None
     seen: list[str | None] = field(default_factory=list)
     last: dict[str, Any] = field(default_factory=dict)
+    #: The latest response seen in each state (e.g. ``snapshots["deferred"]["triggerer_job"]``).
+    snapshots: dict[str | None, dict[str, Any]] = field(default_factory=dict)
 
     def poll(self) -> dict[str, Any]:
         ti = self.api.task_instance(self.dag_id, self.run_id, self.task_id, self.map_index)
         if not self.seen or self.seen[-1] != ti["state"]:
             self.seen.append(ti["state"])
         self.last = ti
+        self.snapshots[ti["state"]] = ti
         return ti
 
     def wait_for(self, states: Iterable[str | None], timeout: float, interval: float = 0.3) -> dict[str, Any]:
@@ -200,6 +205,14 @@ class Emulator:
 
     def script(self, kb_uuid: str, outcome: str | list[str] = "COMPLETED", **options: Any) -> None:
         self._call("POST", f"/knowledge_bases/{kb_uuid}/script", json={"outcome": outcome, **options})
+
+    def scripted_kb(
+        self, name: str, *, running: float, pending: float = 1.0, outcome: str = "COMPLETED", speed: float = 1.0
+    ) -> str:
+        """A knowledge base whose next jobs stay PENDING ``pending`` and RUNNING ``running`` wall seconds."""
+        kb_uuid = self.create_kb(name)
+        self.script(kb_uuid, outcome, duration=running * speed, pending=pending * speed)
+        return kb_uuid
 
     def jobs(self, kb_uuid: str | None = None) -> list[dict[str, Any]]:
         params = {"kb_uuid": kb_uuid} if kb_uuid else None

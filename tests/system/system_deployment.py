@@ -18,7 +18,6 @@ import glob
 import json
 import os
 import pwd
-import re
 import secrets
 import shutil
 import signal
@@ -149,32 +148,55 @@ class ManagedProcess:
             self._log_file = None
 
 
-def marked_pids(marker: str) -> list[int]:
-    """Pids of live processes whose environment carries ``MARKER_ENV=marker`` (the ones we started)."""
+def _stat(pid: str) -> tuple[int, int] | None:
+    """``(ppid, session id)`` of a process, from ``/proc/<pid>/stat``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return int(fields[1]), int(fields[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _has_marker(pid: str, needle: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return needle in handle.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def our_pids(marker: str, sessions: set[int]) -> list[int]:
+    """
+    Pids of live processes we started, directly or not: members of the sessions we created
+    (``start_new_session``), processes whose environment carries ``MARKER_ENV=marker``, and their
+    descendants. The environment alone is not enough: ``setproctitle`` (task runners, LocalExecutor
+    workers) overwrites the memory ``/proc/<pid>/environ`` shows.
+    """
     needle = f"{MARKER_ENV}={marker}".encode()
-    found = []
+    table: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
-                if needle in handle.read().split(b"\0"):
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
+        if entry.isdigit() and int(entry) != os.getpid():
+            stat = _stat(entry)
+            if stat is not None:
+                table[int(entry)] = stat
+    ours = {pid for pid, (_, sid) in table.items() if sid in sessions}
+    ours |= {pid for pid in table if pid not in ours and _has_marker(str(pid), needle)}
+    grew = True
+    while grew:
+        children = {pid for pid, (ppid, _) in table.items() if ppid in ours and pid not in ours}
+        ours |= children
+        grew = bool(children)
+    return sorted(ours)
 
 
-def process_cmdlines(marker: str) -> dict[int, str]:
-    """``{pid: command line}`` of our live processes (process titles included)."""
-    lines = {}
-    for pid in marked_pids(marker):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                lines[pid] = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-    return lines
+def cmdline(pid: int) -> str:
+    """A process's command line (its title, when it set one)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,6 +351,8 @@ class Deployment:
     """
 
     TRIGGERERS = ("triggerer-a", "triggerer-b")
+    #: Distinct loopback hostnames, so ``triggerer_job.hostname`` tells which process runs a trigger.
+    TRIGGERER_HOSTNAMES = {"triggerer-a": "127.0.0.1", "triggerer-b": "localhost"}
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
@@ -492,7 +516,14 @@ class Deployment:
         old = self.processes.get(name)
         if old is not None:
             old.stop()
-        env = self.airflow_env({"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())})
+        env = self.airflow_env(
+            {
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "system_hostname.hostname",
+                "GRADIENT_SYSTEM_HOSTNAME": self.TRIGGERER_HOSTNAMES[name],
+                "PYTHONPATH": str(HERE),
+            }
+        )
         return self._spawn(name, [str(self.bin / "airflow"), "triggerer"], env)
 
     def _check_alive(self, *names: str) -> bool:
@@ -547,24 +578,33 @@ class Deployment:
         finally:
             conn.close()
 
-    def triggerer_running(self, trigger_id: int) -> str | None:
-        """Which triggerer process logged starting trigger ``trigger_id`` most recently."""
-        pattern = re.compile(rf"\(ID {trigger_id}\) starting|trigger .*\(ID {trigger_id}\).* starting")
-        best: tuple[int, str] | None = None
-        for name in self.TRIGGERERS:
-            process = self.processes.get(name)
-            if process is None or not process.alive:
-                continue
-            text = process.log_text()
-            # Only the current incarnation counts (a restarted triggerer appends to the same file).
-            text = text[text.rfind("==== ") :]
-            for match in pattern.finditer(text):
-                if best is None or match.start() > best[0]:
-                    best = (match.start(), name)
-        return best[1] if best else None
+    def triggerer_named(self, hostname: str) -> str:
+        """The triggerer process (name) that reports ``hostname`` (see :mod:`system_hostname`)."""
+        for name, known in self.TRIGGERER_HOSTNAMES.items():
+            if known == hostname:
+                return name
+        raise AssertionError(f"no triggerer reports hostname {hostname!r}")
+
+    def trigger_logs(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[int, str]:
+        """``{triggerer job id: text}`` of the trigger log files of a task (all tries)."""
+        folder = self.log_dir / "airflow" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        if map_index >= 0:
+            folder = folder / f"map_index={map_index}"
+        logs = {}
+        for path in sorted(folder.glob("attempt=*.log.trigger.*.log")):
+            job_id = int(path.name.rsplit(".", 2)[-2])
+            logs[job_id] = logs.get(job_id, "") + path.read_text(errors="replace")
+        return logs
+
+    def _sessions(self) -> set[int]:
+        sessions = {p.popen.pid for p in self.processes.values() if p.popen is not None}
+        if self.postgres.process is not None and self.postgres.process.popen is not None:
+            sessions.add(self.postgres.process.popen.pid)
+        return sessions
 
     def our_processes(self) -> dict[int, str]:
-        return process_cmdlines(self.marker)
+        """``{pid: command line}`` of every live process the harness started (and their children)."""
+        return {pid: cmdline(pid) for pid in our_pids(self.marker, self._sessions())}
 
     def stop(self) -> None:
         if self._stopped:
@@ -578,8 +618,9 @@ class Deployment:
         if "emulator" in self.processes:
             self.processes["emulator"].stop(timeout=5)
         self.postgres.stop()
+        sessions = self._sessions()
         for _ in range(3):  # anything we started that escaped its process group
-            leftovers = marked_pids(self.marker)
+            leftovers = our_pids(self.marker, sessions)
             if not leftovers:
                 break
             for pid in leftovers:

@@ -14,7 +14,10 @@ class DeferBriefly(BaseOperator):
     """Defers for a few seconds, then finishes on a worker."""
 
     def execute(self, context: Any) -> None:
-        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=3)), method_name="execute_complete")
+        # Long enough that the LocalExecutor has reported the deferring attempt as finished before
+        # the trigger fires: on a loaded machine Airflow 3.3.2 otherwise fails the resumed task
+        # ("executor reported success but the task instance's state is queued").
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=15)), method_name="execute_complete")
 
     def execute_complete(self, context: Any, event: Any = None) -> str:
         return "resumed"

@@ -1,0 +1,104 @@
+"""
+Scenario 5: fifty deferred tasks (dynamic task mapping) poll through one token, across both
+triggerers, against a per-minute limit that naive polling would blow through. No 429 may reach a
+task as a failure, and the token's request rate stays under the limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+import pytest
+from system_clients import TERMINAL_RUN_STATES, AirflowAPI, Emulator
+from system_deployment import EMULATOR_SPEED, RATE_LIMIT_PER_MINUTE, Deployment
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
+
+DAG_ID = "gradient_fanout"
+TASKS = 50
+POLL_INTERVAL = 5.0  # the DAG's poll_interval
+JOB_SECONDS = 20.0
+#: Longest silence (no request from any trigger) tolerated while tasks are deferred.
+STALL_SECONDS = 60.0
+
+
+def rolling_max(times: list[float], window: float = 60.0) -> int:
+    """The largest number of events inside any ``window``-second interval."""
+    best, inside = 0, deque[float]()
+    for moment in sorted(times):
+        inside.append(moment)
+        while inside[0] <= moment - window:
+            inside.popleft()
+        best = max(best, len(inside))
+    return best
+
+
+def test_fifty_deferred_tasks_share_one_token(
+    deployment: Deployment, airflow_api: AirflowAPI, emulator: Emulator, gradient_dags: tuple[str, ...]
+) -> None:
+    # Naive polling (every trigger every poll_interval) would need this many requests per minute:
+    assert TASKS * 60 / POLL_INTERVAL > 2 * RATE_LIMIT_PER_MINUTE
+    kbs = [
+        emulator.scripted_kb(f"fanout-{index:02d}", running=JOB_SECONDS, pending=1, speed=EMULATOR_SPEED)
+        for index in range(TASKS)
+    ]
+    deployment.wait_healthy(180)  # both triggerers heartbeating
+    began = time.time()
+    run_id = airflow_api.trigger(DAG_ID, {"kbs": kbs})
+
+    hosts: set[str] = set()
+    most_deferred = 0
+    deadline = time.monotonic() + 480
+    while True:
+        run = airflow_api.run(DAG_ID, run_id)
+        tis = [ti for ti in airflow_api.task_instances(DAG_ID, run_id) if ti["task_id"] == "reindex"]
+        deferred = [ti for ti in tis if ti["state"] == "deferred"]
+        most_deferred = max(most_deferred, len(deferred))
+        hosts |= {ti["triggerer_job"]["hostname"] for ti in deferred if ti.get("triggerer_job")}
+        if run["state"] in TERMINAL_RUN_STATES:
+            break
+        assert time.monotonic() < deadline, {ti["map_index"]: ti["state"] for ti in tis}
+        if deferred:
+            # Deferred tasks must keep polling: a silent token means the triggers stalled.
+            last = max((r["time"] for r in emulator.requests() if r["path"].startswith("/v2/")), default=began)
+            assert time.time() - last < STALL_SECONDS, (
+                f"{len(deferred)} tasks deferred but no request reached the API for {time.time() - last:.0f}s: "
+                "the triggers stopped polling (a rate budget waiting for a far ratelimit-reset?)"
+            )
+        time.sleep(1.0)
+    elapsed = time.time() - began
+
+    failed: dict[int, Any] = {ti["map_index"]: ti["state"] for ti in tis if ti["state"] != "success"}
+    assert not failed, failed
+    assert run["state"] == "success"
+    assert len(tis) == TASKS
+    assert all(ti["try_number"] == 1 for ti in tis), [ti["try_number"] for ti in tis]
+    # The tasks waited in the triggerers, and both triggerers ran some of the triggers.
+    assert most_deferred >= TASKS // 2, most_deferred
+    assert hosts == set(deployment.TRIGGERER_HOSTNAMES.values()), hosts
+
+    # One completed job per knowledge base, each started once.
+    for kb in kbs:
+        jobs = emulator.jobs(kb)
+        assert len(jobs) == 1, (kb, jobs)
+        assert jobs[0]["status"].endswith("COMPLETED"), (kb, jobs)
+        assert len(emulator.starts_for(kb)) == 1, kb
+
+    # The token's traffic while the fan-out ran.
+    traffic = [r for r in emulator.requests() if r["time"] >= began and r["path"].startswith("/v2/")]
+    limited = [r for r in traffic if r["status"] == 429]
+    accepted = [r["time"] for r in traffic if r["status"] != 429]
+    attempted_peak = rolling_max([r["time"] for r in traffic])
+    accepted_peak = rolling_max(accepted)
+    print(
+        f"fan-out of {TASKS}: {elapsed:.0f}s, {len(traffic)} requests, {len(limited)} answered 429, "
+        f"peak {accepted_peak} accepted / {attempted_peak} attempted per rolling minute "
+        f"(limit {RATE_LIMIT_PER_MINUTE}), most deferred at once {most_deferred}, triggerers {sorted(hosts)}"
+    )
+    assert accepted_peak <= RATE_LIMIT_PER_MINUTE
+    # The clients pace themselves: the rate they ask for stays at the limit (a 429 is a rare
+    # overshoot between the two triggerers' budgets, retried, never a task failure).
+    assert attempted_peak <= RATE_LIMIT_PER_MINUTE * 1.1, attempted_peak
+    assert len(limited) <= 0.05 * len(traffic), len(limited)
