@@ -430,6 +430,12 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         if self.cancel_on_kill and self._job_uuid:
             self._cancel_bounded(self._job_uuid, "the task was killed")
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: data sources in, knowledge base out, the job as a run facet (``docs/events.md``)."""
+        from airflow_provider_gradient._openlineage import lineage_on_complete
+
+        return lineage_on_complete(self, task_instance)
+
 
 class GradientCancelIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     """
