@@ -181,4 +181,6 @@ def finish(event: Any, *, fail_on_partial: bool, log: Any = None) -> dict[str, A
     if status == "timeout":
         raise GradientJobTimeoutError(message, **kwargs)
     request_id = event.get("request_id")
-    raise GradientError(message + (f" [request_id={request_id}]" if request_id else ""))
+    if request_id and str(request_id) not in message:
+        message += f" [request_id={request_id}]"
+    raise GradientError(message)

@@ -262,3 +262,10 @@ def test_parse_time() -> None:
     assert _outcome.parse_time(T0) == T0
     with pytest.raises(GradientError, match="indexed_after must be an ISO-8601 time"):
         _outcome.parse_time("last tuesday")
+
+
+def test_error_request_id_is_not_repeated() -> None:
+    err = GradientAPIError(http_status=403, error_id="forbidden", message="no scope", request_id="req-9")
+    with pytest.raises(GradientError) as info:
+        _outcome.finish(_outcome.error_event(JOB, err), fail_on_partial=False)
+    assert str(info.value).count("req-9") == 1
