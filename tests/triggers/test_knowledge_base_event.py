@@ -516,3 +516,17 @@ def test_seen_memory_is_bounded() -> None:
     assert len(trigger._seen[KB_A]) == SEEN_LIMIT
     assert trigger._seen[KB_A][-1] == f"job-{SEEN_LIMIT + 9}"
     assert SEEN_LIMIT > 15  # the API lists a knowledge base's latest 15 jobs
+
+
+def test_the_stand_in_store_has_airflows_interface() -> None:
+    """The tests' store mirrors ``AssetStateStoreAccessors`` (what the 3.3 triggerer injects)."""
+    import inspect
+
+    from airflow.sdk.execution_time.context import AssetStateStoreAccessors
+
+    for name in ("aget", "aset"):
+        real = inspect.signature(getattr(AssetStateStoreAccessors, name))
+        ours = inspect.signature(getattr(InMemoryAssetStateStore, name))
+        assert list(real.parameters) == list(ours.parameters), name
+        assert inspect.iscoroutinefunction(getattr(AssetStateStoreAccessors, name))
+    assert "asset_state_store" in vars(GradientKnowledgeBaseEventTrigger(knowledge_base_uuid=KB_A))
