@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # the pydantic models cost ~0.1 s to build: not at DAG parse 
 
 __all__ = [
     "EVENT_STATUSES",
+    "OUTLET_EXTRA_KEYS",
+    "annotate_outlets",
     "error_event",
     "finish",
     "job_event",
@@ -184,3 +186,25 @@ def finish(event: Any, *, fail_on_partial: bool, log: Any = None) -> dict[str, A
     if request_id and str(request_id) not in message:
         message += f" [request_id={request_id}]"
     raise GradientError(message)
+
+
+#: What a successful task adds to the asset events of its outlets.
+OUTLET_EXTRA_KEYS = ("indexing_job_uuid", "knowledge_base_uuid", "status", "outcome", "total_tokens")
+
+
+def annotate_outlets(outlet_events: Any, outlets: Any, summary: dict[str, Any]) -> None:
+    """
+    Add the job's details (:data:`OUTLET_EXTRA_KEYS`) to the asset event of each outlet.
+
+    :param outlet_events: The context's ``outlet_events`` (``None`` outside a task run).
+    :param outlets: The task's ``outlets``.
+    :param summary: The job summary the task returns.
+    """
+    if outlet_events is None or not outlets:  # an unused accessor mapping is empty: not a reason to stop
+        return
+    extra = {key: summary.get(key) for key in OUTLET_EXTRA_KEYS}
+    for outlet in outlets:
+        try:
+            outlet_events[outlet].extra.update(extra)
+        except (KeyError, TypeError, AttributeError):
+            continue

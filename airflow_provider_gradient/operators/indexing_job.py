@@ -121,6 +121,10 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     ``fail_on_partial``); FAILED fails (and retries as configured); CANCELLED fails without retry;
     running past ``timeout`` cancels the job and fails.
 
+    With ``outlets`` (e.g. ``[Asset("gradient://knowledge-bases/<name>")]``, the recommended URI
+    of a knowledge base's index) a successful task emits an asset event whose extra holds
+    ``indexing_job_uuid``, ``knowledge_base_uuid``, ``status``, ``outcome`` and ``total_tokens``.
+
     .. seealso:: ``docs/operators.md`` and ``example_dags/``.
 
     :param knowledge_base_uuid: The knowledge base to index. (templated)
@@ -412,18 +416,7 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
 
     def _annotate_outlets(self, context: Context, summary: dict[str, Any]) -> None:
         """Attach the job's details to the asset events of this task's outlets."""
-        outlet_events = context.get("outlet_events")
-        if outlet_events is None or not self.outlets:  # an unused accessor mapping is empty: not a reason
-            return
-        extra = {
-            key: summary.get(key)
-            for key in ("indexing_job_uuid", "knowledge_base_uuid", "status", "outcome", "total_tokens")
-        }
-        for outlet in self.outlets or []:
-            try:
-                outlet_events[outlet].extra.update(extra)
-            except (KeyError, TypeError, AttributeError):
-                continue
+        _outcome.annotate_outlets(context.get("outlet_events"), self.outlets, summary)
 
     def on_kill(self) -> None:
         """Worker SIGTERM or ``execution_timeout`` during a sync wait: cancel the job (bounded)."""

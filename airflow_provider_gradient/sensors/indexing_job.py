@@ -37,9 +37,10 @@ class GradientIndexingJobSensor(BaseSensorOperator):
       has no job running and its latest job succeeded, optionally finishing at or after
       ``indexed_after`` (e.g. ``"{{ data_interval_end }}"``); fail when that latest job failed.
 
-    Poke, reschedule and deferrable modes follow the same rules. ``soft_fail`` turns a failed job or
-    a timeout into a skip. The sensor never cancels anything. Returns (and pushes to XCom) the job's
-    summary.
+    With ``outlets``, success emits an asset event with the job's details in its extra (as the
+    start operator does). Poke, reschedule and deferrable modes follow the same rules.
+    ``soft_fail`` turns a failed job or a timeout into a skip. The sensor never cancels anything.
+    Returns (and pushes to XCom) the job's summary.
 
     :param indexing_job_uuid: The job to wait for. (templated)
     :param knowledge_base_uuid: The knowledge base to wait for. (templated)
@@ -130,20 +131,22 @@ class GradientIndexingJobSensor(BaseSensorOperator):
             )
         return event
 
-    def _result(self, event: dict[str, Any]) -> dict[str, Any]:
+    def _result(self, event: dict[str, Any], context: Context) -> dict[str, Any]:
         try:
-            return _outcome.finish(event, fail_on_partial=self.fail_on_partial, log=self.log)
+            summary = _outcome.finish(event, fail_on_partial=self.fail_on_partial, log=self.log)
         except GradientJobError as err:
             if self.soft_fail:
                 raise AirflowSkipException(f"{err} (skipped: soft_fail=True)") from err
             raise
+        _outcome.annotate_outlets(context.get("outlet_events"), self.outlets, summary)
+        return summary
 
     def poke(self, context: Context) -> PokeReturnValue:
         """Check once; done when the job or knowledge base reached a verdict."""
         event = self._check()
         if event is None:
             return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._result(event))
+        return PokeReturnValue(is_done=True, xcom_value=self._result(event, context))
 
     def execute(self, context: Context) -> Any:
         """Poke or reschedule as usual; in deferrable mode check once, then wait in the triggerer."""
@@ -152,7 +155,7 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         self._targets()  # validate rendered values before anything is sent
         event = self._check()
         if event is not None:
-            return self._result(event)
+            return self._result(event, context)
         from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobTrigger
 
         job_uuid, kb_uuid = self._targets()
@@ -176,4 +179,4 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         event = _outcome.validate_event(event)
         if event["status"] == "timeout":
             raise AirflowSensorTimeout(f"{event.get('message')} (sensor timeout {self.timeout}s)")
-        return self._result(event)
+        return self._result(event, context)

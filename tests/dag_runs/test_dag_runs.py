@@ -47,12 +47,14 @@ def test_extra_link_xcom(dag_runs: dict[str, Any]) -> None:
 
 
 def test_asset_event_extra(dag_runs: dict[str, Any]) -> None:
+    """The start operator and the knowledge-base sensor both emit their outlet's event with the job."""
     run = dag_runs["gradient_start_sense_cancel"]
-    [event] = run["asset_events"]
-    assert event["uri"] == "gradient://knowledge-bases/docs"
-    assert event["extra"]["indexing_job_uuid"] == run["jobs"][0]["uuid"]
-    assert event["extra"]["status"] == "INDEX_JOB_STATUS_COMPLETED"
-    assert event["extra"]["total_tokens"] == run["xcoms"]["start"]["return_value"]["total_tokens"]
+    events = {event["uri"]: event["extra"] for event in run["asset_events"]}
+    assert set(events) == {"gradient://knowledge-bases/docs", "gradient://knowledge-bases/docs/fresh"}
+    for extra in events.values():
+        assert extra["indexing_job_uuid"] == run["jobs"][0]["uuid"]
+        assert extra["status"] == "INDEX_JOB_STATUS_COMPLETED"
+        assert extra["total_tokens"] == run["xcoms"]["start"]["return_value"]["total_tokens"]
 
 
 def test_failing_job_fails_the_sensor_and_the_teardown_runs(dag_runs: dict[str, Any]) -> None:

@@ -236,3 +236,21 @@ def test_latest_job_failed_fails_or_skips(
         run_sensor(make_sensor(mode, knowledge_base_uuid=kb), make_context())
     with pytest.raises(AirflowSkipException):
         run_sensor(make_sensor(mode, knowledge_base_uuid=kb, soft_fail=True), make_context())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_outlet_asset_event_extra(
+    mode: str, emu: GradientEmulator, conn: str, make_context: Callable[..., dict[str, Any]]
+) -> None:
+    from airflow.sdk import Asset
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    kb, job = job_on(emu)
+    asset = Asset(f"gradient://knowledge-bases/{kb}")
+    outlet_events = OutletEventAccessors()
+    sensor = make_sensor(mode, knowledge_base_uuid=kb, outlets=[asset])
+    run_sensor(sensor, make_context(outlet_events=outlet_events))
+    extra = outlet_events[asset].extra
+    assert extra["indexing_job_uuid"] == job
+    assert extra["status"] == "INDEX_JOB_STATUS_COMPLETED"
+    assert extra["total_tokens"] == int(emu.job(job)["total_tokens"])

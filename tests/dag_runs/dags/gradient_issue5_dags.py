@@ -20,6 +20,7 @@ KB = "{{ params.kb }}"
 JOB_XCOM = "{{ ti.xcom_pull(task_ids='start', key='indexing_job_uuid') }}"
 #: The recommended asset URI of a knowledge base's index.
 KB_ASSET = Asset("gradient://knowledge-bases/docs")
+KB_FRESH = Asset("gradient://knowledge-bases/docs/fresh")
 COMMON = {"schedule": None, "start_date": datetime(2026, 1, 1), "catchup": False, "params": {"kb": ""}}
 
 with DAG("gradient_start_sense_cancel", **COMMON) as start_sense_cancel:
@@ -30,7 +31,12 @@ with DAG("gradient_start_sense_cancel", **COMMON) as start_sense_cancel:
         task_id="sense", indexing_job_uuid=JOB_XCOM, deferrable=True, poke_interval=0.2, timeout=60
     )
     fresh = GradientIndexingJobSensor(
-        task_id="fresh", knowledge_base_uuid=KB, mode="reschedule", poke_interval=1, timeout=60
+        task_id="fresh",
+        knowledge_base_uuid=KB,
+        mode="reschedule",
+        poke_interval=1,
+        timeout=60,
+        outlets=[KB_FRESH],
     )
     cancel = GradientCancelIndexingJobOperator(task_id="cancel", indexing_job_uuid=JOB_XCOM)
     start >> [sense, fresh] >> cancel.as_teardown(setups=start)
