@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import tenacity
-from airflow.providers.common.compat.sdk import BaseHook
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
 from airflow_provider_gradient import _api
 from airflow_provider_gradient._settings import ClientSettings
@@ -17,6 +17,7 @@ from airflow_provider_gradient.exceptions import (
     GradientAmbiguousStartError,
     GradientAPIError,
     GradientAuthError,
+    GradientConfigError,
     GradientError,
     GradientResponseError,
     GradientServerError,
@@ -98,7 +99,10 @@ class GradientHook(BaseHook):
     def settings(self) -> ClientSettings:
         """The validated connection settings (read synchronously; not for the event loop)."""
         if self._settings is None:
-            conn = self.get_connection(self.gradient_conn_id)
+            try:
+                conn = self.get_connection(self.gradient_conn_id)
+            except AirflowNotFoundException:
+                raise self._no_such_connection() from None
             self._settings = self._settings_from(conn, conn.extra_dejson)
         return self._settings
 
@@ -107,17 +111,28 @@ class GradientHook(BaseHook):
         if self._settings is None:
             from airflow_provider_gradient.hooks._async_connection import read_connection
 
-            conn, extra = await read_connection(self, self.gradient_conn_id)
+            try:
+                conn, extra = await read_connection(self, self.gradient_conn_id)
+            except AirflowNotFoundException:
+                raise self._no_such_connection() from None
             self._settings = self._settings_from(conn, extra)
         return self._settings
 
+    def _no_such_connection(self) -> GradientConfigError:
+        conn_id = self.gradient_conn_id
+        return GradientConfigError(
+            f"gradient_conn_id={conn_id!r}: no such connection. Create a connection of type 'gradient' with "
+            f"a DigitalOcean API token as its password (Admin > Connections, or the environment variable "
+            f"AIRFLOW_CONN_{conn_id.upper()}), or pass the id of an existing one."
+        )
+
     def _settings_from(self, conn: Any, extra: dict[str, Any]) -> ClientSettings:
         if conn.conn_type not in (None, "", self.conn_type):
-            self.log.warning(
-                "Connection %r has type %r; expected %r.",
-                self.gradient_conn_id,
-                conn.conn_type,
-                self.conn_type,
+            # Never send a token meant for another service (its password) to wherever its host points.
+            raise GradientConfigError(
+                f"gradient_conn_id={self.gradient_conn_id!r}: the connection has type {conn.conn_type!r}, "
+                f"expected {self.conn_type!r}. Change its type to {self.conn_type!r} (DigitalOcean Gradient), "
+                "or pass the id of a gradient connection."
             )
         host = (conn.host or "").strip()
         if host and "://" not in host:
