@@ -12,6 +12,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_gradient import _outcome
 from airflow_provider_gradient._polling import next_delay
+from airflow_provider_gradient._validation import seconds
 from airflow_provider_gradient.exceptions import (
     GradientError,
     GradientRateLimitError,
@@ -82,12 +83,13 @@ class GradientIndexingJobTrigger(BaseTrigger):
         self.indexing_job_uuid = indexing_job_uuid
         self.knowledge_base_uuid = knowledge_base_uuid
         self.gradient_conn_id = gradient_conn_id
-        self.poll_interval = float(poll_interval)
+        # A zero or negative interval would poll in a tight loop (every 0.1 s): refuse it up front.
+        self.poll_interval = seconds(poll_interval, "poll_interval")
         self.end_time = float(end_time) if end_time is not None else None
         self.cancel_on_kill = bool(cancel_on_kill)
         self.cancel_on_timeout = bool(cancel_on_timeout)
         self.indexed_after = indexed_after
-        self.error_tolerance = float(error_tolerance)
+        self.error_tolerance = seconds(error_tolerance, "error_tolerance")
         self._last_job: IndexingJob | None = None
         self._hook: GradientHook | None = None
 
