@@ -404,6 +404,7 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         event = _outcome.validate_event(event)
         status = event["status"]
         uuid = event.get("indexing_job_uuid") or self._job_uuid
+        self._job_uuid = uuid  # also after a deferral, so lineage and on_kill know the job without XCom
         if status == "timeout" and not event.get("cancelled") and uuid:
             self._cancel_bounded(uuid, "the maximum wait ran out")
         if status != "error":
