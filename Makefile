@@ -83,3 +83,7 @@ $(OLDEST_STAMP): pyproject.toml
 test-oldest: $(OLDEST_STAMP) ## Unit suite on Python 3.10 with the lowest supported Airflow and dependencies
 	@$(OLDEST_VENV)/bin/python -c 'import sys, airflow; print(f"oldest: Python {sys.version.split()[0]}, Airflow {airflow.__version__}")'
 	$(OLDEST_VENV)/bin/pytest -p no:cacheprovider $(OLDEST_PYTEST_ARGS) $(OLDEST_TESTS)
+
+.PHONY: docs
+docs: $(STAMP) ## Build the documentation site into site/ (mkdocs --strict: warnings are errors)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
