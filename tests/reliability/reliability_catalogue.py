@@ -611,5 +611,5 @@ def soak_plan(seed: int = SOAK_SEED, jobs: int = SOAK_JOBS, operator_jobs: int =
         if outcome == "CANCELLED":
             duration = 1_000_000.0  # still running whenever the cancel comes
         planned.append(SoakJob(index, outcome, pending, duration, cancel_after, index in via))
-    faults = tuple((rng.choice(SOAK_FAULT_KINDS)[0], rng.randint(0, 6 * jobs)) for _ in range(SOAK_FAULTS))
+    faults = tuple((rng.choice(SOAK_FAULT_KINDS)[0], rng.randint(0, 2 * jobs)) for _ in range(SOAK_FAULTS))
     return SoakPlan(tuple(planned), faults)
