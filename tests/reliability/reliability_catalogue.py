@@ -481,7 +481,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         (
             "tests/dag_runs/test_dag_runs.py::test_upstream_failure_teardown_cancels_the_running_job",
             "tests/example_dags/test_example_dags.py::test_cancel_teardown_cancels_the_job_when_the_run_fails",
-            "tests/system/test_system_6_cancel_on_failure.py::test_teardown_cancels_the_job_after_an_upstream_failure",
+            "tests/system/test_system_6_cancel_on_failure.py::test_upstream_failure_cancels_the_job",
         ),
     ),
     # -- token hygiene
