@@ -11,6 +11,7 @@ and starts nothing.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 
@@ -19,6 +20,8 @@ from system_clients import AirflowAPI, Emulator
 from system_deployment import HERE, Deployment
 
 _STATE: dict[str, Deployment] = {}
+#: How many earlier runs' log directories to keep in tests/system/.logs.
+KEEP_LOG_DIRS = 5
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -40,7 +43,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def deployment() -> Iterator[Deployment]:
     """The running deployment; stopped at the end of the session, also when anything failed."""
-    log_dir = HERE / ".logs" / time.strftime("%Y%m%d-%H%M%S")
+    logs = HERE / ".logs"
+    for old in sorted(logs.glob("2*"))[:-KEEP_LOG_DIRS]:  # keep the most recent runs only
+        shutil.rmtree(old, ignore_errors=True)
+    log_dir = logs / time.strftime("%Y%m%d-%H%M%S")
     deployment = Deployment(log_dir)
     _STATE["deployment"] = deployment
     try:
@@ -69,13 +75,15 @@ MANUAL_DAGS = (
     "gradient_reindex",
     "gradient_reindex_sync_retry",
     "gradient_fanout",
-    "gradient_cancel_on_failure",
+    # example_dags/gradient_cancel_on_failure.py
+    "gradient_cancel_teardown",
+    "gradient_cancel_one_failed",
 )
 
 
 @pytest.fixture(scope="session")
 def gradient_dags(airflow_api: AirflowAPI) -> tuple[str, ...]:
-    """The provider's system-test DAGs, parsed by the dag processor and unpaused (not the scheduled one)."""
+    """The provider's DAGs, parsed by the dag processor and unpaused (not the scheduled example)."""
     for dag_id in (*MANUAL_DAGS, "gradient_scheduled_reindex"):
         airflow_api.wait_for_dag(dag_id, timeout=120)
     for dag_id in MANUAL_DAGS:

@@ -73,11 +73,15 @@ class AirflowAPI:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})["task_instances"]
 
-    def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None) -> dict[str, Any]:
+    def task_instance(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None, *, missing_ok: bool = False
+    ) -> dict[str, Any]:
+        """One task instance; with ``missing_ok`` a not-yet-existing one (e.g. unexpanded) is ``{"state": None}``."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
         if map_index is not None and map_index >= 0:
             path += f"/{map_index}"
-        return self.get(path)
+        data = self.request("GET", path, expect=(200, 404) if missing_ok else (200,))
+        return data if data and "task_id" in data else {"state": None}
 
     def tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
         return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries")["task_instances"]
@@ -162,7 +166,7 @@ class StateWatcher:
     snapshots: dict[str | None, dict[str, Any]] = field(default_factory=dict)
 
     def poll(self) -> dict[str, Any]:
-        ti = self.api.task_instance(self.dag_id, self.run_id, self.task_id, self.map_index)
+        ti = self.api.task_instance(self.dag_id, self.run_id, self.task_id, self.map_index, missing_ok=True)
         if not self.seen or self.seen[-1] != ti["state"]:
             self.seen.append(ti["state"])
         self.last = ti
@@ -223,6 +227,9 @@ class Emulator:
 
     def clock(self) -> dict[str, Any]:
         return self._call("GET", "/clock")
+
+    def add_fault(self, operation: str, kind: str, **options: Any) -> dict[str, Any]:
+        return self._call("POST", "/faults", json={"operation": operation, "kind": kind, **options})
 
     def set_rate_limits(self, per_minute: int | None, per_hour: int | None) -> None:
         self._call("PUT", "/rate_limits", json={"per_minute": per_minute, "per_hour": per_hour})

@@ -36,7 +36,9 @@ import requests
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-DAGS_FOLDER = HERE / "dags"
+SYSTEM_DAGS = HERE / "dags"
+#: The project's example DAGs the scenarios run as they are shipped.
+EXAMPLE_DAGS = ("gradient_scheduled_reindex.py", "gradient_cancel_on_failure.py")
 MARKER_ENV = "GRADIENT_SYSTEM_TEST_RUN"
 EMULATOR_TOKEN = "dop_v1_system_test_token"
 #: The per-minute limit the emulator enforces for the token, and the one the connection declares.
@@ -361,6 +363,11 @@ class Deployment:
         self.root = Path(tempfile.mkdtemp(prefix="gradient-system-"))
         self.home = self.root / "airflow-home"
         self.home.mkdir()
+        # The DAGs folder: the system-test DAGs plus the example DAGs, copied as they are.
+        self.dags = self.root / "dags"
+        self.dags.mkdir()
+        for path in [*sorted(SYSTEM_DAGS.glob("*.py")), *(REPO / "example_dags" / name for name in EXAMPLE_DAGS)]:
+            shutil.copy2(path, self.dags / path.name)
         self.ports = Ports()
         self.postgres = Postgres(self.root, self.log_dir, self.marker)
         self.processes: dict[str, ManagedProcess] = {}
@@ -379,19 +386,19 @@ class Deployment:
         return f"http://127.0.0.1:{self.ports.emulator}"
 
     def connection_json(self) -> str:
+        """``AIRFLOW_CONN_GRADIENT_DEFAULT``: the emulator, declaring the token's real limits.
+
+        ``GRADIENT_SYSTEM_CONN_EXTRA`` (JSON) overrides extras, for experiments.
+        """
+        extra: dict[str, Any] = {
+            "requests_per_minute": RATE_LIMIT_PER_MINUTE,
+            "requests_per_hour": RATE_LIMIT_PER_HOUR,
+            "timeout": 10,
+            "connect_timeout": 5,
+        }
+        extra.update(json.loads(os.environ.get("GRADIENT_SYSTEM_CONN_EXTRA", "{}")))
         return json.dumps(
-            {
-                "conn_type": "gradient",
-                "host": self.emulator_url,
-                "password": EMULATOR_TOKEN,
-                "extra": {
-                    "requests_per_minute": RATE_LIMIT_PER_MINUTE,
-                    "requests_per_hour": RATE_LIMIT_PER_HOUR,
-                    # Fast enough for a 10-minute suite, still exercising the retry path.
-                    "timeout": 10,
-                    "connect_timeout": 5,
-                },
-            }
+            {"conn_type": "gradient", "host": self.emulator_url, "password": EMULATOR_TOKEN, "extra": extra}
         )
 
     def airflow_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -403,7 +410,7 @@ class Deployment:
                 "PYTHONUNBUFFERED": "1",
                 "PATH": f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
                 "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "16",
