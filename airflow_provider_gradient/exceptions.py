@@ -30,6 +30,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 __all__ = [
+    "TRANSIENT_ERRORS",
     "GradientAPIError",
     "GradientAmbiguousStartError",
     "GradientAuthError",
@@ -220,3 +221,13 @@ class GradientJobTimeoutError(GradientJobError):
 
 class GradientJobCancelledError(GradientJobError, AirflowFailException):
     """The indexing job was cancelled. The task fails without retrying (a retry would start a new job)."""
+
+
+#: Errors worth waiting out while waiting for a job: the API or the network is unwell, not the
+#: request. Shared by the trigger and the sensor's poke so both tolerate the same things.
+TRANSIENT_ERRORS: tuple[type[GradientError], ...] = (
+    GradientTransportError,
+    GradientServerError,
+    GradientResponseError,
+    GradientRateLimitError,
+)

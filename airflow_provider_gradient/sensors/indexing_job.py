@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_gradient import _outcome
 from airflow_provider_gradient._validation import is_template, optional_uuid
-from airflow_provider_gradient.exceptions import GradientConfigError, GradientJobError
+from airflow_provider_gradient.exceptions import TRANSIENT_ERRORS, GradientConfigError, GradientJobError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -142,8 +142,17 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         return summary
 
     def poke(self, context: Context) -> PokeReturnValue:
-        """Check once; done when the job or knowledge base reached a verdict."""
-        event = self._check()
+        """
+        Check once; done when the job or knowledge base reached a verdict.
+
+        A transient API failure (connection, timeout, 429, 5xx) that outlasted the hook's retries
+        counts as "not yet", as in the trigger: the sensor's ``timeout`` bounds the wait.
+        """
+        try:
+            event = self._check()
+        except TRANSIENT_ERRORS as err:
+            self.log.warning("Could not check the indexing job this time (%s); will poke again.", err)
+            return PokeReturnValue(is_done=False)
         if event is None:
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=self._result(event, context))

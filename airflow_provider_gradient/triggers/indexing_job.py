@@ -13,20 +13,12 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_gradient import _outcome
 from airflow_provider_gradient._polling import next_delay
 from airflow_provider_gradient._validation import seconds
-from airflow_provider_gradient.exceptions import (
-    GradientError,
-    GradientRateLimitError,
-    GradientResponseError,
-    GradientServerError,
-    GradientTransportError,
-)
+from airflow_provider_gradient.exceptions import TRANSIENT_ERRORS, GradientError
 from airflow_provider_gradient.hooks.gradient import GradientHook
 from airflow_provider_gradient.models import IndexingJob
 
 __all__ = ["GradientIndexingJobTrigger"]
 
-#: Errors worth waiting out: the API or the network is unwell, not the request.
-TRANSIENT_ERRORS = (GradientTransportError, GradientServerError, GradientResponseError, GradientRateLimitError)
 #: Seconds ``on_kill`` may spend cancelling (Airflow allows 30 by default, ``[triggerer] on_kill_timeout``).
 ON_KILL_CANCEL_TIMEOUT = 20.0
 

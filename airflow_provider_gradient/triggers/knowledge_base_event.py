@@ -20,10 +20,9 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_gradient._api import validate_uuid
 from airflow_provider_gradient._validation import seconds
-from airflow_provider_gradient.exceptions import GradientConfigError, GradientError
+from airflow_provider_gradient.exceptions import TRANSIENT_ERRORS, GradientConfigError, GradientError
 from airflow_provider_gradient.hooks.gradient import GradientHook
 from airflow_provider_gradient.models import IndexingJob, JobOutcome
-from airflow_provider_gradient.triggers.indexing_job import TRANSIENT_ERRORS
 
 __all__ = ["STATE_KEY_PREFIX", "GradientKnowledgeBaseEventTrigger"]
 
