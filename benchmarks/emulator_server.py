@@ -1,0 +1,56 @@
+"""Run the Gradient API emulator for a benchmark, in its own process (own GIL, own event loop).
+
+Like ``python -m airflow_provider_gradient.testing.emulator``, plus ``--window-scale``: the rate
+limiter's rolling windows shrink by that factor (a 60 s minute becomes 60/k s, the hour 3600/k s)
+so a rate-limit run that would take an hour of wall time takes 1/k of it, with every limit and
+every ratio between them unchanged. Prints ``listening on URL`` and serves until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from airflow_provider_gradient.testing.emulator import GradientEmulator
+
+TOKEN = "dop_v1_bench"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-minute", type=int, default=0, help="rate limit per window-minute (0 = off)")
+    parser.add_argument("--per-hour", type=int, default=0, help="rate limit per window-hour (0 = off)")
+    parser.add_argument("--window-scale", type=float, default=1.0, help="shrink both windows by this factor")
+    parser.add_argument("--speed", type=float, default=1.0, help="emulated seconds per wall second")
+    args = parser.parse_args()
+    emulator = GradientEmulator(
+        token=TOKEN,
+        speed=args.speed,
+        rate_limit_per_minute=args.per_minute or None,
+        rate_limit_per_hour=args.per_hour or None,
+        record_requests=True,  # the benchmarks count polls and 429s from the request log
+    )
+    emulator.rate_limiter.minute_window /= args.window_scale
+    emulator.rate_limiter.hour_window /= args.window_scale
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    emulator.start()
+    try:
+        print(f"listening on {emulator.base_url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
