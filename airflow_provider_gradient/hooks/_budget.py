@@ -74,6 +74,7 @@ class RequestBudget:
         self._pace_hour = _Pacer(self.per_hour, hour_window, burst)
         self._server_remaining: int | None = None
         self._server_reset: float | None = None  # epoch seconds
+        self._server_low_until: float | None = None  # monotonic end of the current wait for the server
         self.waited = 0.0  # total seconds callers spent waiting, for benchmarks
 
     def delay(self, now: float | None = None, wall: float | None = None) -> float:
@@ -94,10 +95,17 @@ class RequestBudget:
             and self._server_remaining <= self.reserve
             and self._server_reset is not None
         ):
-            if self._server_reset > wall:
-                wait = max(wait, self._server_reset - wall)
+            # Wait for the reset, but at most one short window at a time: the server's count may be
+            # the short window's (the headers do not say which), and a whole hour is too long to
+            # stall on a guess. Then a request probes again; its headers say whether to keep waiting.
+            if self._server_low_until is None:
+                self._server_low_until = now + self.minute_window
+            until = min(self._server_reset - wall, self._server_low_until - now)
+            if until > 0:
+                wait = max(wait, until)
             else:
                 self._server_remaining = None
+                self._server_low_until = None
         return wait
 
     def take(self, now: float | None = None) -> None:
@@ -140,6 +148,8 @@ class RequestBudget:
         try:
             if remaining is not None:
                 self._server_remaining = int(float(remaining))
+                if self._server_remaining > self.reserve:
+                    self._server_low_until = None
             if reset is not None:
                 self._server_reset = float(reset)
         except ValueError:

@@ -76,3 +76,18 @@ async def test_concurrent_acquires_go_in_order_without_bursts() -> None:
     assert _most_in_any_window(times[6:], 0.1) <= 6 + 2
     assert 1.5 <= time.monotonic() - started < 5.0  # (100 - 6) / 54 per second
     assert budget.waited > 0
+
+
+def test_a_far_server_reset_stalls_one_short_window_at_most() -> None:
+    # The server's "remaining" may count its short window while "reset" names the hourly one:
+    # wait a short window, then probe again instead of stalling for an hour.
+    budget = RequestBudget(250, 5000, minute_window=60.0)
+    wall = 1_700_000_000.0
+    budget.observe({"ratelimit-remaining": "2", "ratelimit-reset": str(wall + 3000)})
+    assert budget.delay(now=T0, wall=wall) == pytest.approx(60.0)
+    assert budget.delay(now=T0 + 30, wall=wall + 30) == pytest.approx(30.0)
+    assert budget.delay(now=T0 + 60, wall=wall + 60) == 0  # probe
+    budget.observe({"ratelimit-remaining": "0", "ratelimit-reset": str(wall + 3000)})
+    assert budget.delay(now=T0 + 61, wall=wall + 61) == pytest.approx(60.0)  # still exhausted: wait again
+    budget.observe({"ratelimit-remaining": "100", "ratelimit-reset": str(wall + 3000)})
+    assert budget.delay(now=T0 + 62, wall=wall + 62) == 0
