@@ -13,10 +13,21 @@ TOKEN = "dop_v1_test_token_never_logged"
 
 
 def test_every_error_is_a_gradient_error_and_an_airflow_exception() -> None:
-    for name in exc.__all__:
-        cls = getattr(exc, name)
-        assert issubclass(cls, exc.GradientError), name
-        assert issubclass(cls, AirflowException), name
+    classes = [getattr(exc, name) for name in exc.__all__ if name != "TRANSIENT_ERRORS"]
+    assert len(classes) == len(exc.__all__) - 1
+    for cls in classes:
+        assert issubclass(cls, exc.GradientError), cls
+        assert issubclass(cls, AirflowException), cls
+
+
+def test_transient_errors_are_the_retryable_api_and_network_failures() -> None:
+    assert set(exc.TRANSIENT_ERRORS) == {
+        exc.GradientTransportError,
+        exc.GradientServerError,
+        exc.GradientResponseError,
+        exc.GradientRateLimitError,
+    }
+    assert not any(issubclass(exc.GradientAuthError, cls) for cls in exc.TRANSIENT_ERRORS)
 
 
 def test_config_error_is_also_a_value_error() -> None:
