@@ -6,15 +6,9 @@ import json
 from collections.abc import Callable
 
 import pytest
+from task_support import emu
 
 from airflow_provider_gradient.testing.emulator import GradientEmulator
-
-
-@pytest.fixture
-def emu(gradient_emulator: GradientEmulator) -> GradientEmulator:
-    """The session emulator, reset, without rate limits (tests poll fast)."""
-    gradient_emulator.set_rate_limits(None, None)
-    return gradient_emulator
 
 
 @pytest.fixture
@@ -28,6 +22,9 @@ def connect(emu: GradientEmulator, monkeypatch: pytest.MonkeyPatch) -> Callable[
         return conn_id
 
     return _connect
+
+
+__all__ = ["conn", "connect", "emu"]
 
 
 @pytest.fixture
