@@ -17,6 +17,7 @@ import textwrap
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
 #: Heavy modules not needed to parse a DAG (prefix match: ``aiohttp`` covers ``aiohttp.client``).
 FORBIDDEN = (
@@ -111,7 +112,9 @@ def test_the_probe_sees_our_imports(probe: dict[str, Any]) -> None:
     assert any(name.startswith("airflow.providers.common.compat.sdk") for name in probe["asked"])
 
 
-def test_parsing_loads_no_heavy_module(probe: dict[str, Any]) -> None:
+def test_parsing_loads_no_heavy_module(probe: dict[str, Any], request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params["probe"] == "build_dag" and not AIRFLOW_V_3_1_PLUS:
+        pytest.skip("on Airflow 3.0 building any operator (Airflow's own BaseOperator) imports aiohttp and starlette")
     assert _heavy(probe["added"]) == []
 
 

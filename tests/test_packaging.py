@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_gradient import __version__
 from airflow_provider_gradient.get_provider_info import get_provider_info
@@ -45,6 +46,10 @@ def test_providers_manager_lists_the_provider(providers_manager: Any) -> None:
     assert provider.version == __version__
 
 
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_1_PLUS,
+    reason="Airflow 3.0's ProvidersManager registers field behaviours and form widgets only with flask_appbuilder",
+)
 def test_providers_manager_knows_the_connection_type(providers_manager: Any) -> None:
     behaviour = providers_manager.field_behaviours["gradient"]
     assert behaviour["relabeling"]["password"] == "API token"

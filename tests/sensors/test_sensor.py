@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
-from airflow.sdk.exceptions import AirflowRescheduleException
 
 from airflow_provider_gradient.exceptions import (
     GradientConfigError,
@@ -22,6 +21,11 @@ from airflow_provider_gradient.hooks.gradient import GradientHook
 from airflow_provider_gradient.sensors.indexing_job import GradientIndexingJobSensor
 from airflow_provider_gradient.testing.emulator import GradientEmulator
 from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobTrigger
+
+try:  # newer Airflow (not in 3.0)
+    from airflow.sdk.exceptions import AirflowRescheduleException
+except ImportError:  # Airflow 3.0
+    from airflow.exceptions import AirflowRescheduleException  # type: ignore[no-redef,attr-defined]
 
 U1 = "123e4567-e89b-12d3-a456-426614174000"
 MODES = ["poke", "reschedule", "deferrable"]

@@ -10,8 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from airflow.sdk.module_loading import import_string
-from airflow.sdk.serde import deserialize, serialize
+from airflow.providers.common.compat.module_loading import import_string
 
 from airflow_provider_gradient import _outcome
 from airflow_provider_gradient.exceptions import GradientError, GradientJobError
@@ -19,6 +18,11 @@ from airflow_provider_gradient.hooks import _transport
 from airflow_provider_gradient.hooks.gradient import GradientHook
 from airflow_provider_gradient.testing.emulator import GradientEmulator
 from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobTrigger
+
+try:  # newer Airflow (not in 3.0)
+    from airflow.sdk.serde import deserialize, serialize
+except ImportError:  # Airflow 3.0
+    from airflow.serialization.serde import deserialize, serialize  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
 
