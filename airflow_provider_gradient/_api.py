@@ -418,7 +418,8 @@ def api_error(op: Operation[Any], response: RawResponse) -> GradientAPIError:
     if status == 429:
         return GradientRateLimitError(
             **kwargs,
-            hint="The token's API limit is 250 requests per minute and 5,000 per hour; raise poll_interval.",
+            hint="Every user of the token shares its limit (by default 250 requests per minute and "
+            "5,000 per hour); raise poll_interval or spread the work.",
         )
     if status >= 500:
         return GradientServerError(**kwargs)
@@ -512,6 +513,25 @@ class _Wait(tenacity.wait.wait_base):
         return float(self._jitter(retry_state))
 
 
+class _Stop(tenacity.stop.stop_base):
+    """
+    Stop after ``max_retries`` retries or when the next wait would overrun the ``budget``.
+
+    A 429 does not use up a retry, only budget: waiting out the rate limit (as the server asks) is
+    the cure, and many tasks sharing one token meet it together.
+    """
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._attempts = tenacity.stop_after_attempt(policy.max_retries + 1)
+        self._budget = tenacity.stop_before_delay(policy.budget)
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        if self._budget(retry_state):
+            return True
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        return not isinstance(error, GradientRateLimitError) and bool(self._attempts(retry_state))
+
+
 def retry_kwargs(op: Operation[Any], policy: RetryPolicy, logger: Any = None) -> dict[str, Any]:
     """
     Keyword arguments for ``tenacity.Retrying`` / ``tenacity.AsyncRetrying`` for one operation.
@@ -534,7 +554,7 @@ def retry_kwargs(op: Operation[Any], policy: RetryPolicy, logger: Any = None) ->
     return {
         "retry": tenacity.retry_if_exception(lambda error: is_retryable(op, error)),
         "wait": _Wait(policy),
-        "stop": tenacity.stop_after_attempt(policy.max_retries + 1) | tenacity.stop_before_delay(policy.budget),
+        "stop": _Stop(policy),
         "before_sleep": before_sleep,
         "reraise": True,
     }

@@ -271,7 +271,7 @@ class GradientHook(BaseHook):
                 "for the job it may have created instead.",
                 err,
             )
-            job = self._find_started_job(kb_uuid, sent_at, op.body.get("data_source_uuids") if op.body else None)
+            job = self.find_started_job(kb_uuid, sent_at, op.body.get("data_source_uuids") if op.body else None)
             if job is not None:
                 self.log.info("Adopting indexing job %s, created by the ambiguous start.", job.uuid)
                 return job
@@ -280,7 +280,7 @@ class GradientHook(BaseHook):
                 "no job created by it was found. Nothing was re-sent; retrying the task is safe."
             ) from err
 
-    def _find_started_job(
+    def find_started_job(
         self, knowledge_base_uuid: str, sent_at: float, data_source_uuids: list[str] | None, checks: int = 3
     ) -> IndexingJob | None:
         """

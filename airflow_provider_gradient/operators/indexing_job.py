@@ -156,6 +156,8 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
 
     #: The task-state-store key holding the job uuid across retries. Do not rename.
     STATE_KEY = "gradient_indexing_job_uuid"
+    #: The task-state-store key holding when a start request was sent whose answer is not stored yet.
+    PENDING_KEY = "gradient_indexing_job_start_sent_at"
 
     def __init__(
         self,
@@ -246,7 +248,7 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         store = context.get("task_state_store")
         if store is None:
             return None
-        uuid = store.get(self.STATE_KEY)
+        uuid = store.get(self.STATE_KEY) or self._adopt_pending_start(store)
         if not uuid:
             return None
         try:
@@ -265,6 +267,24 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         self.log.info("Indexing job %s from an earlier attempt ended (%s); starting a new one.", uuid, job.describe())
         store.delete(self.STATE_KEY)
         return None
+
+    def _adopt_pending_start(self, store: Any) -> str | None:
+        """
+        An earlier attempt died while its start request was in flight (after the POST, before the
+        job uuid was stored): find the job that request created, so the retry follows it.
+        """
+        pending_since = store.get(self.PENDING_KEY)
+        if not pending_since:
+            return None
+        knowledge_base_uuid, data_source_uuids = self._inputs()
+        job = self.hook.find_started_job(knowledge_base_uuid, float(pending_since), data_source_uuids, checks=1)
+        store.delete(self.PENDING_KEY)
+        if job is None or not job.uuid:
+            self.log.info("An earlier attempt's start request created no job; starting anew.")
+            return None
+        self.log.info("An earlier attempt's start request created indexing job %s; following it.", job.uuid)
+        store.set(self.STATE_KEY, job.uuid)
+        return job.uuid
 
     def _start(
         self, context: Context, knowledge_base_uuid: str, data_source_uuids: list[str] | None, deadline: float | None
@@ -286,13 +306,16 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
                 if job is not None:
                     return self._remember(context, job)
                 continue
+            if store is not None:
+                # Marks the window in which a start may reach the API before its uuid is stored.
+                store.set(self.PENDING_KEY, time.time())
             try:
                 job = self.hook.start_indexing_job(knowledge_base_uuid, data_source_uuids)
-            except GradientConflictError as err:
-                self.log.info("The knowledge base became busy just before the start (%s).", err)
-                continue
-            except GradientDatabaseNotReadyError as err:
-                self.log.info("The knowledge base's database is not ready (%s).", err)
+            except (GradientConflictError, GradientDatabaseNotReadyError) as err:
+                # Refused for sure: no job was created, so no retry should look for one.
+                if store is not None:
+                    store.delete(self.PENDING_KEY)
+                self.log.info("The knowledge base refused the start for now (%s).", err)
                 continue
             self.log.info("Started indexing job %s on knowledge base %s.", job.uuid, knowledge_base_uuid)
             return self._remember(context, job)
@@ -357,12 +380,14 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         store = context.get("task_state_store")
         if store is not None and job.uuid:
             store.set(self.STATE_KEY, job.uuid)
+            store.delete(self.PENDING_KEY)
         return job
 
     def _forget(self, context: Context) -> None:
         store = context.get("task_state_store")
         if store is not None:
             store.delete(self.STATE_KEY)
+            store.delete(self.PENDING_KEY)
 
     def _follow(self, context: Context, job: IndexingJob, deadline: float | None) -> Any:
         """Publish the job's link, then finish inline, return, defer or wait."""

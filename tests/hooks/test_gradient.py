@@ -369,6 +369,17 @@ def test_max_retries_from_the_connection(make_conn: Any, requests_mock: Any, no_
     assert len(no_sleep) == 2
 
 
+def test_429_uses_budget_not_retries(make_conn: Any, requests_mock: Any, no_sleep: list[float]) -> None:
+    """Many tasks on one token meet the limit together: waiting it out must not exhaust max_retries."""
+    make_conn(extra={"max_retries": 1, "retry_budget": 300})
+    limited = {"status_code": 429, "json": {"id": "too_many_requests"}, "headers": {"retry-after": "2"}}
+    requests_mock.get(JOB_URL, [limited, limited, limited, limited, {"json": {"job": job_json()}}])
+    assert GradientHook().get_indexing_job(JOB).uuid == JOB
+    assert requests_mock.call_count == 5
+    assert len(no_sleep) == 4
+    assert min(no_sleep) >= 2.0
+
+
 def test_retry_budget_from_the_connection(make_conn: Any, requests_mock: Any, no_sleep: list[float]) -> None:
     make_conn(extra={"retry_budget": 5})
     requests_mock.get(JOB_URL, status_code=429, json={"id": "too_many_requests"}, headers={"retry-after": "60"})

@@ -29,6 +29,7 @@ from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobT
 
 U1 = "123e4567-e89b-12d3-a456-426614174000"
 KEY = GradientStartIndexingJobOperator.STATE_KEY
+PENDING = GradientStartIndexingJobOperator.PENDING_KEY
 POST = ("POST", "genai_create_indexing_job")
 
 
@@ -259,7 +260,11 @@ def test_sync_success_pushes_xcom_before_waiting(
     assert [(key, polls) for key, _, polls in pushes] == [("indexing_job_uuid", 0), ("indexing_job_url", 0)]
     assert pushes[0][1] == job
     store = context["task_state_store"]
-    assert store.history == [("set", KEY, job), ("delete", KEY, None)]
+    # The start is marked as in flight before the POST, the job stored as soon as it is answered,
+    # and nothing is left once the job has ended.
+    assert [(op, key) for op, key, _ in store.history][:3] == [("set", PENDING), ("set", KEY), ("delete", PENDING)]
+    assert store.history[1][2] == job
+    assert store.data == {}
     assert emu.count(*POST) == 1
     assert emu.token not in json.dumps(summary) + json.dumps([p[1] for p in pushes])
 
@@ -433,6 +438,32 @@ def test_retry_reattaches_to_the_stored_job(
     assert second["task_state_store"].data == {}
     assert emu.count(*POST) == 1
     assert len(emu.jobs(kb)) == 1
+
+
+def test_retry_after_a_start_in_flight_follows_the_job_it_created(
+    emu: GradientEmulator, conn: str, make_context: Callable[..., dict[str, Any]]
+) -> None:
+    """Attempt 1 died after its POST reached the API, before the job uuid was stored."""
+    kb = quick_kb(emu, duration=1.0)
+    sent_at = time.time()
+    job = emu.start_job_server_side(kb)  # what attempt 1's POST created
+    second = make_context({PENDING: sent_at}, try_number=2)
+    summary = start_op(kb).execute(second)
+    assert summary["indexing_job_uuid"] == job
+    assert emu.count(*POST) == 0
+    assert len(emu.jobs(kb)) == 1
+    assert second["task_state_store"].data == {}
+
+
+def test_retry_after_a_start_that_created_nothing_starts_one(
+    emu: GradientEmulator, conn: str, make_context: Callable[..., dict[str, Any]]
+) -> None:
+    kb = quick_kb(emu, duration=0.2)
+    old = emu.start_job_server_side(kb)  # someone else's job, long before attempt 1's start
+    emu.clock.advance(3600)
+    summary = start_op(kb).execute(make_context({PENDING: time.time() + 3600}, try_number=2))
+    assert summary["indexing_job_uuid"] != old
+    assert emu.count(*POST) == 1
 
 
 def test_stored_job_that_already_succeeded_is_not_rerun(
