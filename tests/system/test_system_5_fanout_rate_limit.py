@@ -84,7 +84,8 @@ def test_fifty_deferred_tasks_share_one_token(
         jobs = emulator.jobs(kb)
         assert len(jobs) == 1, (kb, jobs)
         assert jobs[0]["status"].endswith("COMPLETED"), (kb, jobs)
-        assert len(emulator.starts_for(kb)) == 1, kb
+        # A start answered 429 created nothing (and is the one start that may be re-sent).
+        assert len([r for r in emulator.starts_for(kb) if r["status"] != 429]) == 1, kb
 
     # The token's traffic while the fan-out ran.
     traffic = [r for r in emulator.requests() if r["time"] >= began and r["path"].startswith("/v2/")]
