@@ -104,4 +104,5 @@ bench: $(STAMP) ## Run the benchmarks (~25 min, 2 cores) and render docs/perform
 	$(BIN)/python benchmarks/bench_parse.py
 	$(BIN)/python benchmarks/bench_ratelimit.py
 	$(BIN)/python benchmarks/bench_fleet.py
+	$(BIN)/python benchmarks/bench_overhead.py
 	$(BIN)/python benchmarks/report.py

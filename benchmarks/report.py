@@ -193,12 +193,29 @@ def parse_block(parse: dict[str, Any]) -> str:
 
 def emulator_block(emu: dict[str, Any]) -> str:
     rows = [
-        [r["concurrency"], r["requests"], r["errors"], r["rps"], r["p50_ms"], r["p95_ms"], r["p99_ms"]]
+        [
+            r["concurrency"],
+            r["requests"],
+            r["errors"],
+            r["rps"],
+            r.get("server_cpu_us_per_request"),
+            r["p50_ms"],
+            r["p95_ms"],
+            r["p99_ms"],
+        ]
         for r in emu["rows"]
     ]
-    return _table(["connections", "requests", "errors", "requests/s", "p50 ms", "p95 ms", "p99 ms"], rows) + (
-        f"\n\nBest {emu['best_rps']:,.0f} requests/s (target {emu['target_rps']:,.0f})."
+    headers = ["connections", "requests", "errors", "requests/s", "server us CPU/request", "p50 ms", "p95 ms", "p99 ms"]
+    load = emu.get("load_average_before", [None])[0]
+    return _table(headers, rows) + (
+        f"\n\nBest {emu['best_rps']:,.0f} requests/s (target {emu['target_rps']:,.0f}); "
+        f"load average {_num(load)} when it started."
     )
+
+
+def overhead_block(overhead: dict[str, Any]) -> str:
+    rows = [[r["per"], r["step"], r["us"]] for r in overhead["rows"]]
+    return _table(["paid per", "step", "us CPU"], rows) + "\n\nBest of 5 rounds, in-process, no network."
 
 
 def targets_block(results: dict[str, Any]) -> str:
@@ -246,12 +263,14 @@ def render(doc: str, results: dict[str, Any]) -> str:
         "machine": lambda: machine_block(results),
         "targets": lambda: targets_block(results),
     }
-    for name, fn in (
+    named = (
         ("fleet", fleet_block),
         ("ratelimit", ratelimit_block),
         ("parse", parse_block),
         ("emulator", emulator_block),
-    ):
+        ("overhead", overhead_block),
+    )
+    for name, fn in named:
         if results.get(name):
             blocks[name] = lambda fn=fn, name=name: fn(results[name])  # type: ignore[misc]
 
@@ -267,7 +286,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if docs/performance.md is not up to date")
     args = parser.parse_args()
-    results = {name: _load(name) for name in ("fleet", "ratelimit", "parse", "emulator")}
+    results = {name: _load(name) for name in ("fleet", "ratelimit", "parse", "emulator", "overhead")}
     doc = DOC.read_text()
     new = render(doc, results)
     if args.check:
