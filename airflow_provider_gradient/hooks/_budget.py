@@ -46,7 +46,8 @@ class RequestBudget:
     :param per_minute: The token's per-minute limit.
     :param per_hour: The token's per-hour limit.
     :param headroom: Fraction of each limit this process may use (leaves room for others).
-    :param reserve: When the server reports this many requests left or fewer, wait for its reset.
+    :param reserve: When the server reports this many requests left or fewer, wait for its reset
+        (default: a tenth of ``per_minute``, at least 5).
     :param burst: Fraction of each window's budget that may go without pacing.
     :param minute_window: Length of the short window in seconds (benchmarks compress time).
     :param hour_window: Length of the long window in seconds.
@@ -58,14 +59,16 @@ class RequestBudget:
         per_hour: int = 5000,
         *,
         headroom: float = 0.9,
-        reserve: int = 5,
+        reserve: int | None = None,
         burst: float = 0.2,
         minute_window: float = _MINUTE,
         hour_window: float = _HOUR,
     ):
         self.per_minute = max(1, int(per_minute * headroom))
         self.per_hour = max(1, int(per_hour * headroom))
-        self.reserve = reserve
+        # By default keep a tenth of the token's minute limit for its other users (the workers'
+        # starts, another triggerer, a script): stop when the server says only that much is left.
+        self.reserve = max(5, per_minute // 10) if reserve is None else reserve
         self.minute_window = minute_window
         self.hour_window = hour_window
         self._minute: deque[float] = deque()

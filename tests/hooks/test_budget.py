@@ -175,3 +175,14 @@ async def test_hook_feeds_the_budget_from_response_headers(make_conn: Any) -> No
     finally:
         await hook.aclose()
         await server.close()
+
+
+def test_default_reserve_leaves_a_tenth_of_the_minute_limit_to_others() -> None:
+    assert RequestBudget(250, 5000).reserve == 25
+    assert RequestBudget(200, 5000).reserve == 20
+    assert RequestBudget(20, 5000).reserve == 5
+    budget = RequestBudget(250, 5000)
+    budget.observe({"ratelimit-remaining": "25", "ratelimit-reset": str(WALL + 30)})
+    assert budget.delay(now=T0, wall=WALL) > 0
+    budget.observe({"ratelimit-remaining": "26", "ratelimit-reset": str(WALL + 30)})
+    assert budget.delay(now=T0, wall=WALL) == 0
