@@ -17,7 +17,12 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_gradient import _outcome
 from airflow_provider_gradient._validation import is_template, optional_uuid
-from airflow_provider_gradient.exceptions import TRANSIENT_ERRORS, GradientConfigError, GradientJobError
+from airflow_provider_gradient.exceptions import (
+    TRANSIENT_ERRORS,
+    GradientConfigError,
+    GradientError,
+    GradientJobError,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -113,9 +118,12 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         if job_uuid:
             job = self.hook.get_indexing_job(job_uuid)
             event = _outcome.job_event(job)
-            if event is not None and event["status"] in ("failed", "partial") and not job.data_source_jobs:
-                job.data_source_jobs = self.hook.list_indexing_job_data_sources(job_uuid)
-                event = _outcome.job_event(job)
+            if _outcome.needs_data_source_detail(job, event):
+                try:
+                    job.data_source_jobs = self.hook.list_indexing_job_data_sources(job_uuid)
+                    event = _outcome.job_event(job)
+                except GradientError as err:  # the verdict stands without the detail, as in the trigger
+                    self.log.warning("Could not read the job's data-source results: %s", err)
             if event is None:
                 self.log.info("Indexing job %s: %s.", job_uuid, job.describe())
             return event

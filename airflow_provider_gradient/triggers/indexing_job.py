@@ -172,8 +172,7 @@ class GradientIndexingJobTrigger(BaseTrigger):
             job = await self.hook.aget_indexing_job(self.indexing_job_uuid)
             self._last_job = job
             event = _outcome.job_event(job)
-            if event is not None and event["status"] in ("failed", "partial") and not job.data_source_jobs:
-                # The job object lacked the per-data-source detail: fetch it for the error message.
+            if _outcome.needs_data_source_detail(job, event):
                 try:
                     job.data_source_jobs = await self.hook.alist_indexing_job_data_sources(self.indexing_job_uuid)
                     event = _outcome.job_event(job)
