@@ -17,6 +17,7 @@ from types import FrameType
 
 from airflow_provider_gradient.testing.emulator.gradient_emulator import DEFAULT_TOKEN, GradientEmulator
 from airflow_provider_gradient.testing.emulator.jobs import OUTCOMES
+from airflow_provider_gradient.testing.emulator.ratelimit import HEADER_MODES
 
 __all__ = ["main", "parse_kb_spec"]
 
@@ -64,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--job-duration", type=float, help="emulated RUNNING seconds of those jobs")
     parser.add_argument("--rate-limit-per-minute", type=int, default=250)
     parser.add_argument("--rate-limit-per-hour", type=int, default=5000)
+    parser.add_argument(
+        "--rate-limit-headers",
+        choices=HEADER_MODES,
+        default="binding",
+        help="what ratelimit-remaining/-reset describe: the window with fewer requests left (binding, "
+        "default) or only the hourly one, as DigitalOcean documents it (hourly)",
+    )
     parser.add_argument("--no-rate-limit", action="store_true", help="disable rate limiting (benchmarks)")
     parser.add_argument("--no-request-log", action="store_true", help="do not keep the request log")
     return parser
@@ -81,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         speed=args.speed,
         rate_limit_per_minute=None if args.no_rate_limit else args.rate_limit_per_minute,
         rate_limit_per_hour=None if args.no_rate_limit else args.rate_limit_per_hour,
+        rate_limit_headers=args.rate_limit_headers,
         host=args.host,
         port=args.port,
         record_requests=not args.no_request_log,

@@ -12,7 +12,7 @@ from airflow_provider_gradient.testing.emulator.jobs import (
     DEFAULT_SECONDS_PER_SOURCE,
     JobScript,
 )
-from airflow_provider_gradient.testing.emulator.ratelimit import RateLimiter
+from airflow_provider_gradient.testing.emulator.ratelimit import HeaderMode, RateLimiter
 from airflow_provider_gradient.testing.emulator.requestlog import RequestLog
 from airflow_provider_gradient.testing.emulator.state import Store
 
@@ -59,6 +59,7 @@ class Backend:
         speed: float,
         rate_limit_per_minute: int | None,
         rate_limit_per_hour: int | None,
+        rate_limit_headers: HeaderMode = "binding",
         default_pending: float = DEFAULT_PENDING_SECONDS,
         default_per_source: float = DEFAULT_SECONDS_PER_SOURCE,
         conflict_status: int = 409,
@@ -67,7 +68,7 @@ class Backend:
     ) -> None:
         self.token = token
         self._speed = speed
-        self._limits = (rate_limit_per_minute, rate_limit_per_hour)
+        self._limits = (rate_limit_per_minute, rate_limit_per_hour, rate_limit_headers)
         self.clock = EmulatedClock(speed)
         self.store = Store(
             self.clock,
@@ -79,7 +80,7 @@ class Backend:
         )
         self.tokens = TokenRegistry()
         self.tokens.add(token, ALL_SCOPES)
-        self.limiter = RateLimiter(rate_limit_per_minute, rate_limit_per_hour)
+        self.limiter = RateLimiter(rate_limit_per_minute, rate_limit_per_hour, headers=rate_limit_headers)
         self.faults = FaultInjector()
         self.log = RequestLog(record_requests)
         #: Bumped by :meth:`reset`; requests still in flight from before are then not recorded.

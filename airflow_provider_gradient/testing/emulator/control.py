@@ -24,7 +24,7 @@ POST    /_emulator/faults                               arguments of ``FaultInje
 DELETE  /_emulator/faults                               remove all faults
 GET     /_emulator/clock                                ``{"now", "now_rfc3339", "speed"}``
 POST    /_emulator/clock                                ``{"advance": seconds, "speed": factor}``
-PUT     /_emulator/rate_limits                          ``{"per_minute", "per_hour"}``
+PUT     /_emulator/rate_limits                          ``{"per_minute", "per_hour"[, "headers"]}``
 GET     /_emulator/requests                             ``{"requests": [...]}``
 DELETE  /_emulator/requests                             clear the request log
 GET     /_emulator/jobs?kb_uuid=                        ``{"jobs": [...]}`` (newest first)
@@ -176,7 +176,7 @@ def _clock(backend: Backend, request: Request, body: dict[str, Any]) -> Any:
 
 
 def _rate_limits(backend: Backend, request: Request, body: dict[str, Any]) -> Any:
-    backend.limiter.configure(body.get("per_minute"), body.get("per_hour"))
+    backend.limiter.configure(body.get("per_minute"), body.get("per_hour"), body.get("headers"))
 
 
 def _requests(backend: Backend, request: Request, body: dict[str, Any]) -> Any:

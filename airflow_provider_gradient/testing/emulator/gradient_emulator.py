@@ -17,7 +17,7 @@ from airflow_provider_gradient.testing.emulator.backend import Backend, build_sc
 from airflow_provider_gradient.testing.emulator.clock import EmulatedClock
 from airflow_provider_gradient.testing.emulator.faults import FaultInjector
 from airflow_provider_gradient.testing.emulator.jobs import DEFAULT_PENDING_SECONDS, DEFAULT_SECONDS_PER_SOURCE
-from airflow_provider_gradient.testing.emulator.ratelimit import RateLimiter
+from airflow_provider_gradient.testing.emulator.ratelimit import HeaderMode, RateLimiter
 from airflow_provider_gradient.testing.emulator.requestlog import RecordedRequest
 from airflow_provider_gradient.testing.emulator.server import BackgroundServer
 
@@ -49,6 +49,9 @@ class GradientEmulator:
     :param speed: emulated seconds per wall second (jobs progress on emulated time).
     :param rate_limit_per_minute: burst limit per token (``None`` = unlimited).
     :param rate_limit_per_hour: hourly limit per token (``None`` = unlimited).
+    :param rate_limit_headers: what ``ratelimit-remaining`` / ``ratelimit-reset`` describe:
+        ``"binding"`` (the window with fewer requests left) or ``"hourly"`` (the hourly window
+        only, as DigitalOcean documents it).
     :param host: interface to listen on.
     :param port: TCP port, ``0`` for a free one.
     :param default_pending: emulated seconds a job stays PENDING unless scripted.
@@ -66,6 +69,7 @@ class GradientEmulator:
         rate_limit_per_minute: int | None = 250,
         rate_limit_per_hour: int | None = 5000,
         *,
+        rate_limit_headers: HeaderMode = "binding",
         host: str = "127.0.0.1",
         port: int = 0,
         default_pending: float = DEFAULT_PENDING_SECONDS,
@@ -80,6 +84,7 @@ class GradientEmulator:
             speed=speed,
             rate_limit_per_minute=rate_limit_per_minute,
             rate_limit_per_hour=rate_limit_per_hour,
+            rate_limit_headers=rate_limit_headers,
             default_pending=default_pending,
             default_per_source=default_seconds_per_source,
             conflict_status=conflict_status,
@@ -284,13 +289,14 @@ class GradientEmulator:
         """The per-token rate limiter."""
         return self._backend.limiter
 
-    def set_rate_limits(self, per_minute: int | None, per_hour: int | None) -> None:
+    def set_rate_limits(self, per_minute: int | None, per_hour: int | None, headers: HeaderMode | None = None) -> None:
         """Change the rate limits (``None`` = unlimited).
 
         :param per_minute: burst limit per rolling minute.
         :param per_hour: limit per rolling hour.
+        :param headers: ``"binding"`` or ``"hourly"`` header reading; ``None`` keeps the current one.
         """
-        self._backend.limiter.configure(per_minute, per_hour)
+        self._backend.limiter.configure(per_minute, per_hour, headers)
 
     # -- observation -----------------------------------------------------------------------
     @property

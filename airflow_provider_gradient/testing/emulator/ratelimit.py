@@ -3,6 +3,15 @@
 Each counted request stays in a token's window for ``minute_window`` (burst limit) and
 ``hour_window`` seconds of *wall* time (not emulated time). Both windows are deques of timestamps,
 so a check costs amortised O(1). Rejected requests are not counted.
+
+Two readings of the ``ratelimit-*`` headers (:data:`HEADER_MODES`):
+
+``binding`` (default)
+    ``ratelimit-remaining`` and ``ratelimit-reset`` describe whichever window has fewer requests
+    left: its remaining count, and when its oldest counted request expires.
+``hourly``
+    The letter of DigitalOcean's documentation: both describe the hourly window; the burst limit
+    shows only when it is hit (a 429 with ``ratelimit-remaining: 0`` and ``retry-after``).
 """
 
 from __future__ import annotations
@@ -13,8 +22,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["RateDecision", "RateLimiter"]
+__all__ = ["HEADER_MODES", "HeaderMode", "RateDecision", "RateLimiter"]
+
+HeaderMode = Literal["binding", "hourly"]
+#: The readings of the rate-limit headers the limiter can give (see the module docstring).
+HEADER_MODES: tuple[HeaderMode, ...] = ("binding", "hourly")
 
 
 @dataclass(frozen=True)
@@ -23,8 +37,8 @@ class RateDecision:
 
     :param allowed: whether the request may proceed.
     :param limit: ``ratelimit-limit`` (the hourly limit).
-    :param remaining: ``ratelimit-remaining`` (the smaller of both windows' remaining counts).
-    :param reset: ``ratelimit-reset``, epoch seconds when the oldest counted request expires.
+    :param remaining: ``ratelimit-remaining`` (see the header modes in the module docstring).
+    :param reset: ``ratelimit-reset``, epoch seconds when the oldest request counted in that window expires.
     :param retry_after: ``retry-after`` seconds, only when the burst (minute) limit was hit.
     """
 
@@ -62,6 +76,8 @@ class RateLimiter:
     :param minute_window: burst window length in seconds.
     :param hour_window: hourly window length in seconds.
     :param time_fn: monotonic time source (injectable for tests).
+    :param headers: which window the ``ratelimit-remaining`` / ``ratelimit-reset`` headers
+        describe: ``"binding"`` or ``"hourly"`` (see the module docstring).
     """
 
     def __init__(
@@ -72,9 +88,11 @@ class RateLimiter:
         minute_window: float = 60.0,
         hour_window: float = 3600.0,
         time_fn: Callable[[], float] = time.monotonic,
+        headers: HeaderMode = "binding",
     ) -> None:
         self.per_minute = per_minute
         self.per_hour = per_hour
+        self.headers = _header_mode(headers)
         self.minute_window = minute_window
         self.hour_window = hour_window
         self._time = time_fn
@@ -82,14 +100,17 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._windows: dict[str, _Windows] = {}
 
-    def configure(self, per_minute: int | None, per_hour: int | None) -> None:
+    def configure(self, per_minute: int | None, per_hour: int | None, headers: HeaderMode | None = None) -> None:
         """Change the limits (counted requests are kept).
 
         :param per_minute: requests per rolling minute, ``None`` for unlimited.
         :param per_hour: requests per rolling hour, ``None`` for unlimited.
+        :param headers: the header reading, ``None`` to keep the current one.
         """
         self.per_minute = per_minute
         self.per_hour = per_hour
+        if headers is not None:
+            self.headers = _header_mode(headers)
 
     def reset(self) -> None:
         """Forget every counted request."""
@@ -128,14 +149,22 @@ class RateLimiter:
             if self.per_minute is not None and len(minute) >= self.per_minute:
                 oldest = minute[0] if minute else now
                 wait = max(1, math.ceil(oldest + self.minute_window - now))
-                return RateDecision(False, limit, 0, self._reset(hour, now), retry_after=wait)
+                reset = self._reset(hour, now) if self.headers == "hourly" else self._reset(minute, now, short=True)
+                return RateDecision(False, limit, 0, reset, retry_after=wait)
             minute.append(now)
             hour.append(now)
-            remaining = limit - len(hour)
-            if self.per_minute is not None:
-                remaining = min(remaining, self.per_minute - len(minute))
-            return RateDecision(True, limit, max(0, remaining), self._reset(hour, now))
+            remaining, reset = limit - len(hour), self._reset(hour, now)
+            if self.headers == "binding" and self.per_minute is not None and self.per_minute - len(minute) < remaining:
+                remaining, reset = self.per_minute - len(minute), self._reset(minute, now, short=True)
+            return RateDecision(True, limit, max(0, remaining), reset)
 
-    def _reset(self, hour: deque[float], now: float) -> int:
-        oldest = hour[0] if hour else now
-        return math.ceil(oldest + self.hour_window + self._epoch_offset)
+    def _reset(self, window: deque[float], now: float, *, short: bool = False) -> int:
+        """Epoch second at which the oldest request counted in ``window`` leaves it."""
+        oldest = window[0] if window else now
+        return math.ceil(oldest + (self.minute_window if short else self.hour_window) + self._epoch_offset)
+
+
+def _header_mode(value: str) -> HeaderMode:
+    if value not in HEADER_MODES:
+        raise ValueError(f"headers must be one of {HEADER_MODES}, got {value!r}")
+    return value

@@ -52,6 +52,10 @@ def test_cli_serves_and_stops(stop_signal: int) -> None:
             "docs:2",
             "--kb",
             "faq",
+            "--rate-limit-per-minute",
+            "7",
+            "--rate-limit-headers",
+            "hourly",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -78,6 +82,7 @@ def test_cli_serves_and_stops(stop_signal: int) -> None:
             timeout=5,
         )
         assert response.status_code == 200
+        assert response.headers["ratelimit-remaining"] == "4999"  # hourly headers, whatever the minute limit
         body = response.json()
         assert body["knowledge_base"]["name"] == "docs"
         assert body["database_status"] == "ONLINE"

@@ -61,9 +61,10 @@ def test_faults_tokens_requests_schedule_and_reset(emu: GradientEmulator, api: A
     assert info["indexing_info"]["days"] == [1]
     assert api.get(f"{API}/scheduled-indexing/knowledge-base/{kb.uuid}").status_code == 200
 
-    _control(emu, "PUT", "/rate_limits", {"per_minute": 1, "per_hour": 10})
+    _control(emu, "PUT", "/rate_limits", {"per_minute": 1, "per_hour": 10, "headers": "hourly"})
     _control(emu, "POST", "/tokens", {"token": "limited"})
-    assert api.get(f"{API}/knowledge_bases", bearer="limited").status_code == 200
+    first = api.get(f"{API}/knowledge_bases", bearer="limited")
+    assert (first.status_code, first.headers["ratelimit-remaining"]) == (200, "9")  # the hourly count
     assert api.get(f"{API}/knowledge_bases", bearer="limited").status_code == 429
 
     _control(emu, "POST", "/reset")
@@ -78,6 +79,9 @@ def test_control_errors(emu: GradientEmulator) -> None:
     assert missing.status_code == 404
     bad = requests.post(f"{base}/faults", json={"kind": "explode"}, timeout=5)
     assert bad.status_code == 400
+    bad_headers = requests.put(f"{base}/rate_limits", json={"per_minute": 1, "headers": "daily"}, timeout=5)
+    assert bad_headers.status_code == 400
+    assert "headers must be one of" in bad_headers.text
     assert "unknown fault kind" in bad.json()["message"]
     bad = requests.post(f"{base}/knowledge_bases/x/script", data=b"[", timeout=5)
     assert bad.status_code == 400

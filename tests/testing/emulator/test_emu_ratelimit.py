@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 
+import pytest
 from _emu_helpers import API, Api, assert_error
 
 from airflow_provider_gradient.testing.emulator import GradientEmulator
@@ -53,6 +55,45 @@ def test_hour_window_has_no_retry_after_and_reset_points_at_oldest() -> None:
     assert limiter.check("t").allowed
 
 
+def test_binding_headers_describe_the_window_with_fewer_left() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(per_minute=3, per_hour=5, time_fn=clock)
+    first = limiter.check("t")  # minute: 2 left, hour: 4 left
+    assert (first.remaining, first.reset) == (2, math.ceil(1000.0 + 60 + limiter._epoch_offset))
+    clock.now += 61
+    limiter.check("t")
+    clock.now += 1
+    third = limiter.check("t")  # minute: 1 left, hour: 2 left
+    assert (third.remaining, third.reset) == (1, math.ceil(1061.0 + 60 + limiter._epoch_offset))
+    clock.now += 61
+    fourth = limiter.check("t")  # minute: 2 left, hour: 1 left: the hour binds now
+    assert (fourth.remaining, fourth.reset) == (1, first.reset - 60 + 3600)
+
+
+def test_hourly_headers_follow_the_documentation() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(per_minute=2, per_hour=100, time_fn=clock, headers="hourly")
+    answers = [limiter.check("t") for _ in range(3)]
+    # The minute window is invisible until it is hit; then remaining is 0, with retry-after.
+    assert [a.remaining for a in answers] == [99, 98, 0]
+    assert {a.reset for a in answers} == {math.ceil(1000.0 + 3600 + limiter._epoch_offset)}
+    assert not answers[2].allowed
+    assert answers[2].retry_after == 60
+    limiter.configure(2, 100, headers="binding")
+    assert limiter.headers == "binding"
+    with pytest.raises(ValueError, match="headers must be one of"):
+        limiter.configure(2, 100, headers="minutely")  # type: ignore[arg-type]
+
+
+def test_header_mode_over_http(emu: GradientEmulator, api: Api) -> None:
+    emu.set_rate_limits(per_minute=3, per_hour=50, headers="hourly")
+    answers = [api.get(f"{API}/knowledge_bases") for _ in range(4)]
+    assert [a.headers["ratelimit-remaining"] for a in answers] == ["49", "48", "47", "0"]
+    assert answers[3].status_code == 429
+    emu.reset()  # back to the constructor's reading
+    assert api.get(f"{API}/knowledge_bases").headers["ratelimit-remaining"] == "249"
+
+
 def test_zero_limits_block_everything() -> None:
     limiter = RateLimiter(per_minute=0, per_hour=None, time_fn=FakeTime())
     assert limiter.check("t").retry_after == 60
@@ -77,8 +118,10 @@ def test_burst_limit_over_http(emu: GradientEmulator, api: Api) -> None:
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
     assert all(a.headers["ratelimit-limit"] == "50" for a in answers)
+    # "remaining" counts the minute window here (it has fewer left), and "reset" is that window's.
     reset = int(answers[0].headers["ratelimit-reset"])
-    assert abs(reset - (time.time() + 3600)) < 5
+    assert abs(reset - (time.time() + 60)) < 5
+    assert answers[3].headers["ratelimit-reset"] == answers[0].headers["ratelimit-reset"]
     body = assert_error(answers[3], 429, "too_many_requests")
     assert body["message"] == "API rate limit exceeded."
     assert 0 < int(answers[3].headers["retry-after"]) <= 60
