@@ -508,8 +508,9 @@ class _Wait(tenacity.wait.wait_base):
         error = retry_state.outcome.exception() if retry_state.outcome else None
         asked = getattr(error, "retry_after", None)
         if asked is not None:
-            # Sleep at least what the server asked, plus a little jitter so waiters do not stampede.
-            return float(asked) + self._jitter(retry_state) / 10
+            # At least what the server asked, plus the backoff's jitter: the callers it refused at
+            # the same moment (many tasks on one token) must not all come back at the same moment.
+            return float(asked) + float(self._jitter(retry_state))
         return float(self._jitter(retry_state))
 
 

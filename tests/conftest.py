@@ -80,6 +80,31 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     Make ``time.sleep`` (tenacity's sync waits, the start reconciliation) instant; return the
     list of the seconds that were asked for, so tests can check the waits.
     """
+    from types import SimpleNamespace
+
+    from airflow_provider_gradient.hooks import _budget
+
     slept: list[float] = []
-    monkeypatch.setattr(time, "sleep", slept.append)
+    skipped = [0.0]  # seconds "slept": the request budget's clocks move on by as much
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        skipped[0] += max(0.0, seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    real_monotonic, real_time = time.monotonic, time.time
+    clock = SimpleNamespace(
+        monotonic=lambda: real_monotonic() + skipped[0], time=lambda: real_time() + skipped[0], sleep=sleep
+    )
+    monkeypatch.setattr(_budget, "time", clock)
     return slept
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sync_budgets() -> Any:
+    """Each test starts with no memory of another test's rate-limit headers (sync budgets are per process)."""
+    from airflow_provider_gradient.hooks import _budget
+
+    _budget.SYNC_BUDGETS.clear()
+    yield
+    _budget.SYNC_BUDGETS.clear()

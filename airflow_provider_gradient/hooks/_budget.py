@@ -1,15 +1,35 @@
 """
-A per-token request budget shared by every async caller in one process (the triggerer).
+A per-token request budget: how every process that uses a token stays under its limits together.
 
-DigitalOcean allows 250 requests per rolling minute and 5,000 per rolling hour per token, shared
-by everything that uses the token. Thousands of triggers polling through one connection must stay
-under that together, so every async request first takes a slot here. The budget also listens to
-the server's ``ratelimit-remaining`` / ``ratelimit-reset`` headers: when other users of the token
-(another triggerer, a script) have used it up, it waits for the reset instead of provoking 429s.
+DigitalOcean allows each token 250 requests per rolling minute and 5,000 per rolling hour, shared by
+everything that uses it: each triggerer, each worker's task process, any script. Those processes
+may run on different hosts and share nothing but the API, so they coordinate through what the API
+tells each of them: ``ratelimit-remaining`` / ``ratelimit-reset`` on every response, ``retry-after``
+on a 429. Each process keeps one budget per token (per event loop for async callers, one per
+process for sync callers) and passes every request through it.
 
-Requests are paced, not just counted: each caller reserves its own send time, first come first
-served, so a thousand triggers due at once go out evenly spread instead of in a burst that
-empties the window followed by everyone waking together at its edge.
+A request has one of two priorities:
+
+* **foreground**: a task's own calls (a worker reading the knowledge base and starting the job, a
+  cancel). They go at once unless the server asked everyone to wait: a 429's ``retry-after``, or a
+  remaining count that has reached zero (then until ``ratelimit-reset``).
+* **background**: the polls of the waits (triggers). They are paced, and they make way as the token
+  fills up, so that the foreground calls find room:
+
+  - A token bucket (``burst`` of the minute budget at once, then evenly spaced) at a rate that
+    falls in proportion as the server's remaining count drops from ``reserve + band`` to
+    ``reserve``. Every process sees the same count, so all of them slow down together, however
+    many there are, and the count settles above ``reserve``. At or below ``reserve`` only a slow
+    probe goes, which keeps the count fresh; the rest is left to foreground calls and to new
+    processes, whose first request cannot know the count yet.
+  - A limit the headers do not show (DigitalOcean's burst limit, when ``remaining`` counts the
+    hour) is met by the 429 itself: the bucket's top rate halves, then climbs back over a minute
+    (additive increase, multiplicative decrease).
+  - The process's own traffic never exceeds ``headroom`` of the declared limits in any rolling
+    window, and its hourly use is spread out (a GCRA schedule).
+
+Between responses the remaining count is estimated: the last one seen, minus what this process
+sent since, plus this process's requests that have left the minute window since.
 """
 
 from __future__ import annotations
@@ -17,13 +37,14 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["BUDGETS", "RequestBudget", "budget_for"]
+__all__ = ["BUDGETS", "SYNC_BUDGETS", "RequestBudget", "budget_for", "sync_budget_for"]
 
 _MINUTE = 60.0
 _HOUR = 3600.0
@@ -31,27 +52,29 @@ _HOUR = 3600.0
 
 class RequestBudget:
     """
-    Smooth pacing within rolling-window limits, for one token.
+    Pacing within rolling-window limits for one token, shared with other processes via the headers.
 
-    :meth:`acquire` first reserves a send time on a pacing schedule (GCRA "virtual scheduling",
-    one per window): up to ``burst`` of a window's budget may go at once, after that requests are
-    spaced evenly, in the order they asked. The spacing is chosen so that the schedule alone keeps
-    every rolling window within the budget (a window of length ``W`` then holds at most
-    ``W / interval + burst`` = the budget), so nobody waits at a window's edge. The windows and the
-    server's headers are still checked before a slot is taken, as a safety net.
-
-    With the defaults (250/min and 5,000/h, 90 % headroom, 20 % burst): 45 requests at once, then
-    one every 1/3 s (180/min) while the hourly burst of 900 lasts, then one per second (3,600/h).
+    The methods that decide (:meth:`try_take`, :meth:`observe`) take explicit clock readings
+    (``now``: monotonic seconds, ``wall``: epoch seconds), so the algorithm can be driven
+    deterministically; :meth:`acquire` and :meth:`acquire_sync` wrap them with real clocks and
+    sleeps.
 
     :param per_minute: The token's per-minute limit.
     :param per_hour: The token's per-hour limit.
-    :param headroom: Fraction of each limit this process may use (leaves room for others).
-    :param reserve: When the server reports this many requests left or fewer, wait for its reset
-        (default: a tenth of ``per_minute``, at least 5).
-    :param burst: Fraction of each window's budget that may go without pacing.
+    :param headroom: Fraction of each limit this process may use at most (its own traffic).
+    :param reserve: Background requests make way when the server reports this many requests left
+        or fewer (default: a fifth of ``per_minute``).
+    :param band: Background requests slow down gradually while the server's remaining count is
+        within this many above ``reserve`` (default: three tenths of ``per_minute``).
+    :param burst: Fraction of the minute budget that background requests may send at once.
     :param minute_window: Length of the short window in seconds (benchmarks compress time).
     :param hour_window: Length of the long window in seconds.
+    :param rng: Random source for the jitter of waits (tests and simulations pass a seeded one).
     """
+
+    #: The slowest background rate, as a fraction of the top rate: the probe that keeps the
+    #: server's count fresh while the token is at its reserve.
+    PROBE_FRACTION = 1 / 20
 
     def __init__(
         self,
@@ -60,103 +83,251 @@ class RequestBudget:
         *,
         headroom: float = 0.9,
         reserve: int | None = None,
-        burst: float = 0.2,
+        band: int | None = None,
+        burst: float = 0.1,
         minute_window: float = _MINUTE,
         hour_window: float = _HOUR,
-    ):
+        rng: random.Random | None = None,
+    ) -> None:
         self.per_minute = max(1, int(per_minute * headroom))
         self.per_hour = max(1, int(per_hour * headroom))
-        # By default keep a tenth of the token's minute limit for its other users (the workers'
-        # starts, another triggerer, a script): stop when the server says only that much is left.
-        self.reserve = max(5, per_minute // 10) if reserve is None else reserve
+        self.reserve = max(2, round(per_minute * 0.2)) if reserve is None else reserve
+        self.band = max(1, round(per_minute * 0.3)) if band is None else band
         self.minute_window = minute_window
         self.hour_window = hour_window
+        self._rng = rng or random.Random()
+        # This process's own sends (monotonic times) in each rolling window.
         self._minute: deque[float] = deque()
         self._hour: deque[float] = deque()
-        self._pace_minute = _Pacer(self.per_minute, minute_window, burst)
-        self._pace_hour = _Pacer(self.per_hour, hour_window, burst)
-        self._server_remaining: int | None = None
-        self._server_reset: float | None = None  # epoch seconds
-        self._server_low_until: float | None = None  # monotonic end of the current wait for the server
+        # Background pacing: a token bucket at an adaptive rate, and the hourly schedule.
+        self._bucket = _Bucket(max(1, int(self.per_minute * burst)))
+        top = max(1, self.per_minute - self._bucket.capacity) / minute_window
+        self._ceiling = _Ceiling(top, recovery=minute_window)
+        self._pace_hour = _Pacer(self.per_hour, hour_window, 0.2)
+        # The server's view: its remaining count when last seen, and this process's own count then.
+        self._remaining: int | None = None
+        self._seen_count = 0
+        self._seen_at = -math.inf  # monotonic
+        self._reset_at: float | None = None  # epoch seconds
+        self._hold_until = -math.inf  # monotonic: a 429's retry-after
+        self._turn: asyncio.Lock | None = None
+        self._lock = threading.Lock()
         self.waited = 0.0  # total seconds callers spent waiting, for benchmarks
+        self.limited = 0  # 429s seen
 
-    def delay(self, now: float | None = None, wall: float | None = None) -> float:
-        """Seconds until the next request may go (0 if it may go now). Does not take a slot."""
+    # ----------------------------------------------------------------------------------------
+    # The decision, on explicit clocks
+    # ----------------------------------------------------------------------------------------
+
+    def remaining(self, now: float) -> int | None:
+        """The estimated server remaining count now, or ``None`` when unknown or stale."""
+        self._expire(now)
+        return self._left(now)
+
+    def rate(self, now: float) -> float:
+        """Requests per second background callers may send now."""
+        return self._pacing(now, self.remaining(now))[0]
+
+    def try_take(self, now: float, wall: float, *, foreground: bool = False) -> float:
+        """
+        Take a slot for a request sent now and return 0, or return how many seconds to wait first.
+
+        :param now: Monotonic seconds.
+        :param wall: Epoch seconds (the server's ``ratelimit-reset`` is one).
+        :param foreground: The caller's priority (see the module docstring).
+        """
+        self._expire(now)
+        minute, hour = self._minute, self._hour
+        until = self._hold_until
+        if len(minute) >= self.per_minute:
+            until = max(until, minute[0] + self.minute_window)
+        if len(hour) >= self.per_hour:
+            until = max(until, hour[0] + self.hour_window)
+        left = self._left(now)
+        if left is not None and left <= 0:
+            until = max(until, self._next_free(now, wall))
+        if until > now:
+            # Spread the waiters out: without jitter they would all wake together and burst.
+            return until - now + self._rng.uniform(0.0, min(5.0, 0.1 + (until - now) / 4))
+        if not foreground:
+            rate, share = self._pacing(now, left)
+            delay = max(self._pace_hour.earliest() - now, self._bucket.wait(now, rate, share))
+            if delay > 0:
+                return delay
+            self._bucket.tokens -= 1.0
+            self._pace_hour.book(now)
+        minute.append(now)
+        hour.append(now)
+        return 0.0
+
+    def take(self, now: float, *, foreground: bool = False) -> None:
+        """Record a request sent now whatever the budget says (a caller that cannot wait any longer)."""
+        self._expire(now)
+        self._minute.append(now)
+        self._hour.append(now)
+        if not foreground:
+            self._bucket.wait(now, *self._pacing(now, self._left(now)))
+            self._bucket.tokens -= 1.0
+            self._pace_hour.book(now)
+
+    def _left(self, now: float) -> int | None:
+        if self._remaining is None or now - self._seen_at >= self.minute_window:
+            return None
+        return self._remaining - (len(self._minute) - self._seen_count)
+
+    def _pacing(self, now: float, left: int | None) -> tuple[float, float]:
+        """The background rate now, and the share of the top rate (and of the burst) it is."""
+        share = 1.0 if left is None else min(1.0, max(0.0, (left - self.reserve) / self.band))
+        share = max(self.PROBE_FRACTION, share)
+        return self._ceiling.value(now) * share, share
+
+    def observe(self, headers: Mapping[str, str], status: int = 200, now: float | None = None) -> None:
+        """Learn from a response: its ``ratelimit-*`` headers and, for a 429, its ``retry-after``."""
         now = time.monotonic() if now is None else now
-        wall = time.time() if wall is None else wall
+        self._expire(now)
+        remaining = _number(headers.get("ratelimit-remaining"))
+        reset = _number(headers.get("ratelimit-reset"))
+        if remaining is not None:
+            self._remaining = int(remaining)
+            self._seen_count = len(self._minute)
+            self._seen_at = now
+        if reset is not None:
+            self._reset_at = reset
+        if status == 429:
+            self.limited += 1
+            if now >= self._hold_until:  # one cut per episode: the 429s of requests in flight are one signal
+                self._ceiling.cut(now)
+            retry_after = _number(headers.get("retry-after"))
+            if retry_after is not None:
+                self._hold_until = max(self._hold_until, now + max(0.0, retry_after))
+
+    def _next_free(self, now: float, wall: float) -> float:
+        """When the server surely has room again after reporting none (monotonic time)."""
+        candidates = [self._seen_at + self.minute_window]  # the whole window has turned over: probe
+        if self._minute:
+            candidates.append(self._minute[0] + self.minute_window)  # our oldest request leaves it
+        if self._reset_at is not None:
+            candidates.append(now + (self._reset_at - wall))  # the server's oldest request leaves it
+        return min(candidates)
+
+    def _expire(self, now: float) -> None:
         while self._minute and self._minute[0] <= now - self.minute_window:
             self._minute.popleft()
         while self._hour and self._hour[0] <= now - self.hour_window:
             self._hour.popleft()
-        wait = 0.0
-        if len(self._minute) >= self.per_minute:
-            wait = self._minute[0] + self.minute_window - now
-        if len(self._hour) >= self.per_hour:
-            wait = max(wait, self._hour[0] + self.hour_window - now)
-        if (
-            self._server_remaining is not None
-            and self._server_remaining <= self.reserve
-            and self._server_reset is not None
-        ):
-            # Wait for the reset, but at most one short window at a time: the server's count may be
-            # the short window's (the headers do not say which), and a whole hour is too long to
-            # stall on a guess. Then a request probes again; its headers say whether to keep waiting.
-            if self._server_low_until is None:
-                self._server_low_until = now + self.minute_window
-            until = min(self._server_reset - wall, self._server_low_until - now)
-            if until > 0:
-                wait = max(wait, until)
-            else:
-                self._server_remaining = None
-                self._server_low_until = None
-        return wait
 
-    def take(self, now: float | None = None) -> None:
-        """Record that a request is being sent now."""
-        now = time.monotonic() if now is None else now
-        self._minute.append(now)
-        self._hour.append(now)
-        if self._server_remaining is not None:
-            self._server_remaining -= 1
+    # ----------------------------------------------------------------------------------------
+    # Waiting for a turn, with real clocks
+    # ----------------------------------------------------------------------------------------
 
-    def reserve_slot(self, now: float | None = None) -> float:
-        """Reserve the next send time on the pacing schedule (monotonic seconds, ``>= now``)."""
-        now = time.monotonic() if now is None else now
-        slot = max(now, self._pace_minute.earliest(), self._pace_hour.earliest())
-        self._pace_minute.book(slot)
-        self._pace_hour.book(slot)
-        return slot
+    async def acquire(self, *, foreground: bool = False, max_wait: float = math.inf) -> None:
+        """
+        Wait (async) until a request may go, then take its slot. Background callers queue in order;
+        foreground ones never queue.
 
-    async def acquire(self) -> None:
-        """Wait for this caller's paced turn and for room in the windows, then take a slot."""
-        now = time.monotonic()
-        pace = self.reserve_slot(now) - now
-        if pace > 0:
-            self.waited += pace
-            await asyncio.sleep(pace)
-        while True:
-            wait = self.delay()
-            if wait <= 0:
-                self.take()
-                return
-            # Spread the waiters: without jitter they would all wake together and burst.
-            wait += random.uniform(0, min(5.0, 0.1 + wait / 4))
-            self.waited += wait
-            await asyncio.sleep(wait)
-
-    def observe(self, headers: Mapping[str, str]) -> None:
-        """Learn from a response's ``ratelimit-remaining`` and ``ratelimit-reset`` headers."""
-        remaining = headers.get("ratelimit-remaining")
-        reset = headers.get("ratelimit-reset")
-        try:
-            if remaining is not None:
-                self._server_remaining = int(float(remaining))
-                if self._server_remaining > self.reserve:
-                    self._server_low_until = None
-            if reset is not None:
-                self._server_reset = float(reset)
-        except ValueError:
+        :param foreground: The caller's priority (see the module docstring).
+        :param max_wait: Wait at most this long; then the request goes anyway and the server
+            decides (a caller's retry budget is shorter than the wait for the token's reset).
+        """
+        if foreground:
+            await self._acquire(True, max_wait)
             return
+        turn = self._turn
+        if turn is None:
+            turn = self._turn = asyncio.Lock()
+        async with turn:
+            await self._acquire(False, max_wait)
+
+    async def _acquire(self, foreground: bool, max_wait: float) -> None:
+        waited = 0.0
+        while True:
+            with self._lock:
+                delay = self._try_now(foreground, max_wait - waited)
+            if delay <= 0:
+                return
+            waited += delay
+            self.waited += delay
+            await asyncio.sleep(delay)
+
+    def acquire_sync(self, *, foreground: bool = True, max_wait: float = math.inf) -> None:
+        """Wait (blocking) until a request may go, then take its slot; see :meth:`acquire`."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                delay = self._try_now(foreground, max_wait - waited)
+            if delay <= 0:
+                return
+            waited += delay
+            self.waited += delay
+            time.sleep(delay)
+
+    def _try_now(self, foreground: bool, patience: float) -> float:
+        now = time.monotonic()
+        delay = self.try_take(now, time.time(), foreground=foreground)
+        if delay > patience:
+            self.take(now, foreground=foreground)
+            return 0.0
+        return delay
+
+    def observe_now(self, headers: Mapping[str, str], status: int = 200) -> None:
+        """:meth:`observe` with the real clock, safe from any thread."""
+        with self._lock:
+            self.observe(headers, status)
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+class _Bucket:
+    """A token bucket whose refill rate, and the share of its capacity in use, may change between calls."""
+
+    __slots__ = ("at", "capacity", "tokens")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.tokens = float(capacity)
+        self.at = -math.inf
+
+    def _refill(self, now: float, rate: float, share: float) -> None:
+        # A lower share shrinks the burst too: a bucket filled while the token had room must not
+        # be emptied at once when it has none.
+        cap = max(1.0, self.capacity * share)
+        if now > self.at:
+            self.tokens = self.tokens + (now - self.at) * rate
+            self.at = now
+        self.tokens = min(cap, self.tokens)
+
+    def wait(self, now: float, rate: float, share: float) -> float:
+        self._refill(now, rate, share)
+        return 0.0 if self.tokens >= 1.0 - 1e-9 else (1.0 - self.tokens) / rate  # (float rounding)
+
+
+class _Ceiling:
+    """The bucket's top rate: halved by a 429, recovering linearly (AIMD)."""
+
+    __slots__ = ("base", "since", "slope", "top")
+
+    def __init__(self, top: float, recovery: float) -> None:
+        self.top = top
+        self.slope = top / (2 * recovery)  # from half to full in ``recovery`` seconds
+        self.base = top
+        self.since = -math.inf
+
+    def value(self, now: float) -> float:
+        if self.base >= self.top:
+            return self.top
+        return min(self.top, self.base + self.slope * (now - self.since))
+
+    def cut(self, now: float) -> None:
+        self.base = max(self.top * RequestBudget.PROBE_FRACTION, self.value(now) / 2)
+        self.since = now
 
 
 class _Pacer:
@@ -186,6 +357,9 @@ class _Pacer:
 BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], RequestBudget]] = (
     weakref.WeakKeyDictionary()
 )
+#: One budget per token for the sync callers of this process (a worker's task process).
+SYNC_BUDGETS: dict[tuple[Any, ...], RequestBudget] = {}
+_SYNC_LOCK = threading.Lock()
 
 
 def budget_for(token_key: str, per_minute: int, per_hour: int) -> RequestBudget:
@@ -196,3 +370,13 @@ def budget_for(token_key: str, per_minute: int, per_hour: int) -> RequestBudget:
     if budget is None:
         budget = budgets[key] = RequestBudget(per_minute, per_hour)
     return budget
+
+
+def sync_budget_for(token_key: str, per_minute: int, per_hour: int) -> RequestBudget:
+    """The budget for a token shared by this process's sync callers (any thread)."""
+    key = (token_key, per_minute, per_hour)
+    with _SYNC_LOCK:
+        budget = SYNC_BUDGETS.get(key)
+        if budget is None:
+            budget = SYNC_BUDGETS[key] = RequestBudget(per_minute, per_hour)
+        return budget

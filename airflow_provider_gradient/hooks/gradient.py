@@ -24,7 +24,7 @@ from airflow_provider_gradient.exceptions import (
     GradientTransportError,
 )
 from airflow_provider_gradient.hooks import _transport
-from airflow_provider_gradient.hooks._budget import budget_for
+from airflow_provider_gradient.hooks._budget import budget_for, sync_budget_for
 from airflow_provider_gradient.models import (
     IndexedDataSource,
     IndexingJob,
@@ -201,9 +201,14 @@ class GradientHook(BaseHook):
         """Send one operation with the sync transport, retrying per the policy; return its result."""
         settings = self.settings
         session = self.get_conn()
+        budget = sync_budget_for(settings.token_key, settings.requests_per_minute, settings.requests_per_hour)
+        started = time.monotonic()
         for attempt in tenacity.Retrying(**_api.retry_kwargs(op, settings.retry, self.log)):
             with attempt:
-                return _api.parse_response(op, _transport.sync_send(session, settings, op))
+                budget.acquire_sync(max_wait=settings.retry.budget - (time.monotonic() - started))
+                raw = _transport.sync_send(session, settings, op)
+                budget.observe_now(raw.headers, raw.status)
+                return _api.parse_response(op, raw)
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
     async def arun(self, op: _api.Operation[T]) -> T:
@@ -217,11 +222,16 @@ class GradientHook(BaseHook):
             self._async_loop = loop
         session = self._async_session
         budget = budget_for(settings.token_key, settings.requests_per_minute, settings.requests_per_hour)
+        # Polls make way for a task's own calls (start, cancel) when the token runs low.
+        foreground = op.method != "GET"
+        started = time.monotonic()
         async for attempt in tenacity.AsyncRetrying(**_api.retry_kwargs(op, settings.retry, self.log)):
             with attempt:
-                await budget.acquire()
+                await budget.acquire(
+                    foreground=foreground, max_wait=settings.retry.budget - (time.monotonic() - started)
+                )
                 raw = await _transport.async_send(session, settings, op)
-                budget.observe(raw.headers)
+                budget.observe_now(raw.headers, raw.status)
                 return _api.parse_response(op, raw)
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 

@@ -5,7 +5,7 @@ Fixtures:
 ``gradient_emulator``
     a :class:`~airflow_provider_gradient.testing.emulator.GradientEmulator` in a clean state. One
     server runs per test session; it is reset (KBs, jobs, faults, request log, extra tokens, rate
-    limit counts, clock) before every test.
+    limit counts, clock) before every test, and this process's sync request budgets with it.
 ``gradient_conn``
     sets ``AIRFLOW_CONN_GRADIENT_DEFAULT`` to point at ``gradient_emulator`` and returns the value.
 ``gradient_emulator_factory``
@@ -42,7 +42,11 @@ def gradient_emulator_session() -> Iterator[GradientEmulator]:
 @pytest.fixture
 def gradient_emulator(gradient_emulator_session: GradientEmulator) -> GradientEmulator:
     """A running emulator in a fresh state (default token, seed 0, speed 1, 250/min, 5000/h)."""
+    from airflow_provider_gradient.hooks._budget import SYNC_BUDGETS
+
     gradient_emulator_session.reset()
+    # The emulator forgot its rate-limit counts: this process's sync callers must forget what it said.
+    SYNC_BUDGETS.clear()
     return gradient_emulator_session
 
 

@@ -1,12 +1,14 @@
-"""The per-token request budget shared by async callers (the triggerer)."""
+"""The per-token request budget: its windows, the server's view, priorities, and where budgets live."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
+import random
+import threading
 import time
 import weakref
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from airflow_provider_gradient.hooks import _budget
-from airflow_provider_gradient.hooks._budget import RequestBudget, budget_for
+from airflow_provider_gradient.hooks._budget import RequestBudget, budget_for, sync_budget_for
 from airflow_provider_gradient.hooks.gradient import GradientHook
 
 JOB = "79ca9798-cf7d-11ef-bf8f-4e013e2ddde4"
@@ -22,89 +24,205 @@ T0 = 1000.0  # a monotonic instant
 WALL = 1_700_000_000.0  # an epoch instant
 
 
-def test_headroom_leaves_room_for_other_users() -> None:
-    budget = RequestBudget(250, 5000)
-    assert (budget.per_minute, budget.per_hour) == (225, 4500)
+def budget(per_minute: int = 250, per_hour: int = 5000, **kwargs: Any) -> RequestBudget:
+    return RequestBudget(per_minute, per_hour, rng=random.Random(0), **kwargs)
+
+
+def seen(b: RequestBudget, remaining: int, *, now: float = T0, reset: float = WALL + 30, status: int = 200) -> None:
+    b.observe({"ratelimit-remaining": str(remaining), "ratelimit-reset": str(reset)}, status, now=now)
+
+
+def test_defaults_are_fractions_of_the_declared_limits() -> None:
+    b = RequestBudget(250, 5000)
+    assert (b.per_minute, b.per_hour) == (225, 4500)  # 90 % headroom for this process's own traffic
+    assert (b.reserve, b.band) == (50, 75)
     assert RequestBudget(1, 1).per_minute == 1  # never zero
+    assert RequestBudget(5, 100).reserve == 2
 
 
-def test_per_minute_window() -> None:
-    budget = RequestBudget(10, 5000, headroom=1.0)
+@pytest.mark.parametrize("foreground", [True, False])
+def test_own_traffic_never_exceeds_the_headroom_of_a_minute(foreground: bool) -> None:
+    b = budget(10, 5000, headroom=1.0, burst=1.0)
     for i in range(10):
-        assert budget.delay(now=T0 + i, wall=WALL) == 0
-        budget.take(now=T0 + i)
-    # The 11th must wait until the first leaves the rolling minute.
-    assert budget.delay(now=T0 + 10, wall=WALL) == pytest.approx(50.0)
-    assert budget.delay(now=T0 + 59.5, wall=WALL) == pytest.approx(0.5)
-    assert budget.delay(now=T0 + 60, wall=WALL) == 0
+        assert b.try_take(T0 + i, WALL, foreground=foreground) == 0
+    # The 11th must wait until the first leaves the rolling minute (plus some jitter).
+    assert 50.0 <= b.try_take(T0 + 10, WALL, foreground=foreground) <= 55.0
+    assert b.try_take(T0 + 60, WALL, foreground=foreground) == 0
 
 
-def test_per_hour_window() -> None:
-    budget = RequestBudget(1000, 3, headroom=1.0)
+def test_own_traffic_never_exceeds_the_headroom_of_an_hour() -> None:
+    b = budget(1000, 3, headroom=1.0)
     for i in range(3):
-        budget.take(now=T0 + i * 100)
-    assert budget.delay(now=T0 + 300, wall=WALL) == pytest.approx(3300.0)
-    assert budget.delay(now=T0 + 3600, wall=WALL) == 0
+        b.take(T0 + i * 100, foreground=True)
+    assert 3300.0 <= b.try_take(T0 + 300, WALL, foreground=True) <= 3305.0
+    assert b.try_take(T0 + 3600, WALL, foreground=True) == 0
 
 
-def test_server_headers_make_callers_wait_for_the_reset() -> None:
-    budget = RequestBudget(250, 5000, reserve=5)
-    budget.observe({"ratelimit-remaining": "3", "ratelimit-reset": str(WALL + 42)})
-    assert budget.delay(now=T0, wall=WALL) == pytest.approx(42.0)
-    # After the reset time the server's count is forgotten.
-    assert budget.delay(now=T0, wall=WALL + 43) == 0
-    assert budget.delay(now=T0, wall=WALL) == 0
+def test_remaining_is_estimated_between_responses() -> None:
+    b = budget(250, 5000)
+    assert b.remaining(T0) is None  # nothing seen yet
+    b.take(T0, foreground=True)
+    seen(b, 100, now=T0 + 0.1)
+    assert b.remaining(T0 + 0.1) == 100
+    for i in range(3):
+        b.take(T0 + 1 + i, foreground=True)
+    assert b.remaining(T0 + 5) == 97  # minus what this process sent since
+    assert b.remaining(T0 + 60.05) == 98  # plus its own requests that left the window since
+    assert b.remaining(T0 + 60.2) is None  # a whole window later the count says nothing
 
 
-def test_plenty_left_on_the_server_means_no_wait() -> None:
-    budget = RequestBudget(250, 5000, reserve=5)
-    budget.observe({"ratelimit-remaining": "100", "ratelimit-reset": str(WALL + 42)})
-    assert budget.delay(now=T0, wall=WALL) == 0
+def test_background_slows_down_in_proportion_as_the_token_fills_up() -> None:
+    b = budget(250, 5000)  # reserve 50, band 75
+    top = b.rate(T0)
+    seen(b, 200)
+    assert b.rate(T0) == pytest.approx(top)  # plenty left: full speed
+    seen(b, 50 + 75 // 2)
+    assert b.rate(T0) == pytest.approx(top * (75 // 2) / 75)
+    seen(b, 50)
+    assert b.rate(T0) == pytest.approx(top * RequestBudget.PROBE_FRACTION)  # at the reserve: a probe
+    seen(b, 3)
+    assert b.rate(T0) == pytest.approx(top * RequestBudget.PROBE_FRACTION)
 
 
-def test_taking_counts_down_the_server_remaining() -> None:
-    budget = RequestBudget(250, 5000, reserve=5)
-    budget.observe({"ratelimit-remaining": "7", "ratelimit-reset": str(WALL + 10)})
-    budget.take(now=T0)
-    assert budget.delay(now=T0, wall=WALL) == 0  # 6 left
-    budget.take(now=T0)
-    assert budget.delay(now=T0, wall=WALL) == pytest.approx(10.0)  # 5 left: the reserve
+def test_foreground_calls_use_the_reserve_background_polls_leave() -> None:
+    b = budget(250, 5000)
+    seen(b, 20)
+    assert b.try_take(T0, WALL) == 0  # one probe...
+    assert b.try_take(T0, WALL) > 1.0  # ...then one every ~1/probe-rate seconds...
+    assert b.try_take(T0, WALL, foreground=True) == 0  # ...while a start or cancel goes at once
+    for _ in range(18):
+        b.take(T0, foreground=True)
+    assert b.remaining(T0) == 0
+    # Nothing left: everyone waits for the server's reset, foreground calls too.
+    assert 30.0 <= b.try_take(T0, WALL, foreground=True) <= 38.0
+    assert b.try_take(T0 + 31, WALL + 31, foreground=True) == 0
+
+
+def test_the_burst_shrinks_with_the_room_left() -> None:
+    b = budget(250, 5000)  # a burst of 22 when the token has room
+    sent = 0
+    while b.try_take(T0, WALL) == 0:
+        sent += 1
+    assert sent == 22
+    # Idle for a while: the bucket refills; but with the token at its reserve, one probe only.
+    later = T0 + 30
+    seen(b, 50, now=later)
+    assert b.try_take(later, WALL + 30) == 0
+    assert b.try_take(later, WALL + 30) > 1.0
+
+
+def test_an_exhausted_token_waits_for_the_reset_then_probes() -> None:
+    b = budget(250, 5000)
+    seen(b, 0, reset=WALL + 42)
+    assert 42.0 <= b.try_take(T0, WALL, foreground=True) <= 47.0
+    assert b.try_take(T0 + 42, WALL + 42, foreground=True) == 0  # the server's oldest request has left
+    # A reset far away (it may describe the hour while the minute window is full): a short
+    # window at most, then a request probes again; its answer says whether to keep waiting.
+    seen(b, 0, reset=WALL + 3000)
+    assert 60.0 <= b.try_take(T0, WALL, foreground=True) <= 65.0
+    assert b.try_take(T0 + 60, WALL + 60, foreground=True) == 0
+
+
+def test_a_429_holds_every_caller_and_halves_the_background_rate() -> None:
+    b = budget(250, 5000)
+    top = b.rate(T0)
+    b.observe({"retry-after": "12"}, 429, now=T0)
+    b.observe({"retry-after": "12"}, 429, now=T0 + 0.01)  # the other requests that were in flight
+    assert b.limited == 2
+    assert b.rate(T0) == pytest.approx(top / 2)  # one cut for the episode, not one per 429
+    for foreground in (True, False):
+        assert 12.0 <= b.try_take(T0, WALL, foreground=foreground) <= 16.0
+    # The rate climbs back over a minute.
+    assert b.rate(T0 + 30) == pytest.approx(top * 0.75)
+    assert b.rate(T0 + 60) == pytest.approx(top)
+    # A 429 after the hold is a new episode: another cut.
+    b.observe({"retry-after": "1"}, 429, now=T0 + 20)
+    assert b.rate(T0 + 20) == pytest.approx(top * (0.5 + 0.5 * 20 / 60) / 2)
 
 
 @pytest.mark.parametrize(
     "headers",
-    [{"ratelimit-remaining": "many"}, {"ratelimit-reset": "soon"}, {}, {"ratelimit-remaining": "0"}],
+    [
+        {"ratelimit-remaining": "many"},
+        {"ratelimit-reset": "soon"},
+        {"ratelimit-remaining": "nan"},
+        {"ratelimit-remaining": "inf"},
+        {},
+    ],
 )
 def test_unusable_headers_are_ignored(headers: dict[str, str]) -> None:
-    budget = RequestBudget(250, 5000)
-    budget.observe(headers)
-    assert budget.delay(now=T0, wall=WALL) == 0
+    b = budget()
+    b.observe(headers, now=T0)
+    assert b.remaining(T0) is None
+    assert b.try_take(T0, WALL) == 0
 
 
-async def test_acquire_waits_then_takes(monkeypatch: pytest.MonkeyPatch) -> None:
-    budget = RequestBudget(1, 5000, headroom=1.0)
-    budget.take()
-    slept: list[float] = []
+async def test_acquire_lets_background_callers_go_in_order_without_bursts() -> None:
+    # Time-compressed windows (a 1 s "minute") so the test runs in about a second.
+    b = RequestBudget(60, 10**6, headroom=1.0, burst=0.1, minute_window=1.0)
+    sent: list[tuple[int, float]] = []
 
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-        budget._minute.clear()  # as if the minute had passed
+    async def caller(index: int) -> None:
+        await b.acquire()
+        sent.append((index, time.monotonic()))
 
-    monkeypatch.setattr(_budget, "asyncio", SimpleNamespace(sleep=fake_sleep))
-    await budget.acquire()
-    assert len(slept) == 1
-    assert 59.0 <= slept[0] <= 65.0  # the wait plus at most 5 s of jitter
-    assert budget.waited == pytest.approx(slept[0])
-    assert len(budget._minute) == 1  # the slot was taken after the wait
-
-
-async def test_acquire_does_not_wait_with_room() -> None:
-    budget = RequestBudget(250, 5000)
     started = time.monotonic()
-    for _ in range(20):
-        await budget.acquire()
-    assert time.monotonic() - started < 1.0
-    assert budget.waited == 0
+    await asyncio.gather(*(caller(i) for i in range(60)))
+    assert [index for index, _ in sent] == list(range(60))  # first come, first served
+    times = [at for _, at in sent]
+    assert 0.6 <= time.monotonic() - started < 3.0  # a burst of 6, then 54 per second
+    assert max(b - a for a, b in itertools.pairwise(times[6:])) < 0.1  # evenly spaced
+    assert b.waited > 0
+
+
+async def test_a_foreground_call_does_not_queue_behind_background_polls() -> None:
+    b = RequestBudget(60, 10**6, headroom=1.0, burst=0.02, minute_window=1.0)
+    polls = [asyncio.ensure_future(b.acquire()) for _ in range(30)]  # half a second of polls
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    await b.acquire(foreground=True)
+    assert time.monotonic() - started < 0.05
+    await asyncio.gather(*polls)
+
+
+def test_acquire_sync_waits_for_the_server_then_takes(no_sleep: list[float]) -> None:
+    b = sync_budget_for("token-key-sync", 250, 5000)
+    assert sync_budget_for("token-key-sync", 250, 5000) is b
+    b.observe_now({"ratelimit-remaining": "0", "ratelimit-reset": str(time.time() + 20)})
+    b.acquire_sync()
+    assert len(no_sleep) == 1
+    assert 19.0 <= no_sleep[0] <= 26.0
+    assert b.waited == pytest.approx(no_sleep[0])
+
+
+def test_a_wait_longer_than_the_callers_budget_is_left_to_the_server(no_sleep: list[float]) -> None:
+    # A call with 5 s of retry budget left does not sleep 20 s for the reset: it goes, and the
+    # server's answer (a 429 that ends the call, or a success) decides.
+    b = sync_budget_for("token-key-short", 250, 5000)
+    b.observe_now({"ratelimit-remaining": "0", "ratelimit-reset": str(time.time() + 20)})
+    b.acquire_sync(max_wait=5.0)
+    assert no_sleep == []
+    assert b.remaining(_budget.time.monotonic()) == -1  # the slot was taken all the same
+
+
+async def test_acquire_gives_up_waiting_after_max_wait_too() -> None:
+    b = RequestBudget(250, 5000)
+    b.observe_now({"ratelimit-remaining": "0", "ratelimit-reset": str(time.time() + 600)})
+    started = time.monotonic()
+    await b.acquire(max_wait=1.0)
+    assert time.monotonic() - started < 0.5
+    assert b.waited == 0
+
+
+def test_sync_budgets_are_shared_across_threads() -> None:
+    found: list[RequestBudget] = []
+    threads = [threading.Thread(target=lambda: found.append(sync_budget_for("k", 250, 5000))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(b) for b in found}) == 1
+    assert sync_budget_for("k", 100, 5000) is not found[0]  # other declared limits: another budget
 
 
 async def test_budget_for_is_shared_per_token_and_loop() -> None:
@@ -133,12 +251,12 @@ def test_a_new_loop_never_inherits_a_dead_loops_budget(monkeypatch: pytest.Monke
     monkeypatch.setattr(_budget, "id", lambda obj: 42, raising=False)
 
     async def exhaust() -> None:
-        budget_for("token-key-dead", 250, 5000).observe(
+        budget_for("token-key-dead", 250, 5000).observe_now(
             {"ratelimit-remaining": "0", "ratelimit-reset": str(time.time() + 600)}
         )
 
     async def delay() -> float:
-        return budget_for("token-key-dead", 250, 5000).delay()
+        return budget_for("token-key-dead", 250, 5000).try_take(time.monotonic(), time.time())
 
     loop = asyncio.new_event_loop()
     loop.run_until_complete(exhaust())
@@ -169,20 +287,9 @@ async def test_hook_feeds_the_budget_from_response_headers(make_conn: Any) -> No
     try:
         await hook.aget_indexing_job(JOB)
         settings = await hook.asettings()
-        budget = budget_for(settings.token_key, settings.requests_per_minute, settings.requests_per_hour)
-        assert 25.0 < budget.delay() <= 30.0  # the next poll waits for the server's reset
+        b = budget_for(settings.token_key, settings.requests_per_minute, settings.requests_per_hour)
+        assert 25.0 < b.try_take(time.monotonic(), time.time()) <= 38.0  # the next poll waits for the server's reset
         assert "dop_v1_budget_token" not in repr([list(b) for b in _budget.BUDGETS.values()])
     finally:
         await hook.aclose()
         await server.close()
-
-
-def test_default_reserve_leaves_a_tenth_of_the_minute_limit_to_others() -> None:
-    assert RequestBudget(250, 5000).reserve == 25
-    assert RequestBudget(200, 5000).reserve == 20
-    assert RequestBudget(20, 5000).reserve == 5
-    budget = RequestBudget(250, 5000)
-    budget.observe({"ratelimit-remaining": "25", "ratelimit-reset": str(WALL + 30)})
-    assert budget.delay(now=T0, wall=WALL) > 0
-    budget.observe({"ratelimit-remaining": "26", "ratelimit-reset": str(WALL + 30)})
-    assert budget.delay(now=T0, wall=WALL) == 0

@@ -324,7 +324,7 @@ def test_429_waits_what_retry_after_says(hook: GradientHook, requests_mock: Any,
     requests_mock.get(JOB_URL, [{"status_code": 429, "json": {}, "headers": {"Retry-After": "17"}}, OK_JOB])
     hook.get_indexing_job(JOB)
     assert len(no_sleep) == 1
-    assert 17.0 <= no_sleep[0] <= 17.2
+    assert 17.0 <= no_sleep[0] <= 18.0  # plus the first backoff's jitter: refused callers come back spread out
 
 
 def test_429_without_retry_after_waits_for_ratelimit_reset(
@@ -335,7 +335,7 @@ def test_429_without_retry_after_waits_for_ratelimit_reset(
     requests_mock.get(JOB_URL, [{"status_code": 429, "json": {}, "headers": headers}, OK_JOB])
     hook.get_indexing_job(JOB)
     assert len(no_sleep) == 1
-    assert 37.0 <= no_sleep[0] <= 41.0
+    assert 37.0 <= no_sleep[0] <= 42.0
 
 
 @pytest.mark.parametrize(

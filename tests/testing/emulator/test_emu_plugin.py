@@ -6,8 +6,10 @@ import json
 import os
 from collections.abc import Callable
 
+import pytest
 import requests
 
+from airflow_provider_gradient.hooks import _budget
 from airflow_provider_gradient.testing.emulator import GradientEmulator
 
 
@@ -33,6 +35,13 @@ def test_state_does_not_leak_between_tests(gradient_emulator: GradientEmulator) 
         timeout=5,
     )
     assert response.json()["knowledge_bases"] == []
+
+
+def test_fixture_forgets_what_the_emulator_told_sync_callers(request: pytest.FixtureRequest) -> None:
+    # A budget that heard "nothing left" from an earlier test's emulator must not hold this one back.
+    _budget.sync_budget_for("token-key", 250, 5000).observe_now({"ratelimit-remaining": "0"})
+    request.getfixturevalue("gradient_emulator")
+    assert _budget.SYNC_BUDGETS == {}
 
 
 def test_gradient_conn_sets_the_environment(gradient_conn: str, gradient_emulator: GradientEmulator) -> None:
