@@ -14,19 +14,27 @@ A request has one of two priorities:
   cancel). They go at once unless the server asked everyone to wait: a 429's ``retry-after``, or a
   remaining count that has reached zero (then until ``ratelimit-reset``).
 * **background**: the polls of the waits (triggers). They are paced, and they make way as the token
-  fills up, so that the foreground calls find room:
+  fills up, so that the foreground calls find room. A token bucket (``burst`` of the minute budget
+  at once, then evenly spaced) runs at the smallest of these rates:
 
-  - A token bucket (``burst`` of the minute budget at once, then evenly spaced) at a rate that
-    falls in proportion as the server's remaining count drops from ``reserve + band`` to
-    ``reserve``. Every process sees the same count, so all of them slow down together, however
-    many there are, and the count settles above ``reserve``. At or below ``reserve`` only a slow
-    probe goes, which keeps the count fresh; the rest is left to foreground calls and to new
-    processes, whose first request cannot know the count yet.
-  - A limit the headers do not show (DigitalOcean's burst limit, when ``remaining`` counts the
-    hour) is met by the 429 itself: the bucket's top rate halves, then climbs back over a minute
-    (additive increase, multiplicative decrease).
-  - The process's own traffic never exceeds ``headroom`` of the declared limits in any rolling
-    window, and its hourly use is spread out (a GCRA schedule).
+  - **The room left.** The rate falls in proportion as the server's remaining count drops from
+    ``reserve + band`` to ``reserve``. Every process sees the same count, so all of them slow down
+    together, however many there are, and the count settles above ``reserve``: that is left to
+    foreground calls and to new processes, whose first request cannot know the count yet. At or
+    below ``reserve`` only a slow probe goes, which keeps the count fresh.
+  - **A young window.** While the oldest request counted is still in the window (the reset is
+    ahead), nothing comes back before the reset, and every request anyone sends lowers the count
+    by one: the drop, less this process's own requests, is the rate at which the others send. What
+    is left above ``reserve`` is then spread until the reset, after the others' rate, instead of
+    being spent at once.
+  - **The minute budget.** Together with the others' rate, no more than ``headroom`` of the
+    minute limit, also when the count describes the hour (as DigitalOcean documents it), which
+    keeps a minute limit the headers do not show in sight.
+  - **429s.** When a limit is met all the same, the top rate halves, then climbs back over a
+    minute (additive increase, multiplicative decrease), and every caller waits ``retry-after``.
+
+  The process's own traffic never exceeds ``headroom`` of the declared limits in any rolling
+  window, and its hourly use is spread out (a GCRA schedule).
 
 Between responses the remaining count is estimated: the last one seen, minus what this process
 sent since, plus this process's requests that have left the minute window since.
@@ -75,6 +83,8 @@ class RequestBudget:
     #: The slowest background rate, as a fraction of the top rate: the probe that keeps the
     #: server's count fresh while the token is at its reserve.
     PROBE_FRACTION = 1 / 20
+    #: Seconds over which the estimate of the other users' request rate is smoothed.
+    OTHERS_SMOOTHING = 5.0
 
     def __init__(
         self,
@@ -89,6 +99,7 @@ class RequestBudget:
         hour_window: float = _HOUR,
         rng: random.Random | None = None,
     ) -> None:
+        self.limit = per_minute
         self.per_minute = max(1, int(per_minute * headroom))
         self.per_hour = max(1, int(per_hour * headroom))
         self.reserve = max(2, round(per_minute * 0.2)) if reserve is None else reserve
@@ -108,6 +119,9 @@ class RequestBudget:
         self._remaining: int | None = None
         self._seen_count = 0
         self._seen_at = -math.inf  # monotonic
+        self._sent = 0  # requests this process sent, ever
+        self._seen_sent = 0  # ... when the remaining count was last seen
+        self._others = 0.0  # requests per second the token's other users send (smoothed)
         self._reset_at: float | None = None  # epoch seconds
         self._hold_until = -math.inf  # monotonic: a 429's retry-after
         self._turn: asyncio.Lock | None = None
@@ -124,9 +138,9 @@ class RequestBudget:
         self._expire(now)
         return self._left(now)
 
-    def rate(self, now: float) -> float:
+    def rate(self, now: float, wall: float | None = None) -> float:
         """Requests per second background callers may send now."""
-        return self._pacing(now, self.remaining(now))[0]
+        return self._pacing(now, time.time() if wall is None else wall, self.remaining(now))[0]
 
     def try_take(self, now: float, wall: float, *, foreground: bool = False) -> float:
         """
@@ -150,7 +164,7 @@ class RequestBudget:
             # Spread the waiters out: without jitter they would all wake together and burst.
             return until - now + self._rng.uniform(0.0, min(5.0, 0.1 + (until - now) / 4))
         if not foreground:
-            rate, share = self._pacing(now, left)
+            rate, share = self._pacing(now, wall, left)
             delay = max(self._pace_hour.earliest() - now, self._bucket.wait(now, rate, share))
             if delay > 0:
                 return delay
@@ -158,6 +172,7 @@ class RequestBudget:
             self._pace_hour.book(now)
         minute.append(now)
         hour.append(now)
+        self._sent += 1
         return 0.0
 
     def take(self, now: float, *, foreground: bool = False) -> None:
@@ -165,9 +180,9 @@ class RequestBudget:
         self._expire(now)
         self._minute.append(now)
         self._hour.append(now)
+        self._sent += 1
         if not foreground:
-            self._bucket.wait(now, *self._pacing(now, self._left(now)))
-            self._bucket.tokens -= 1.0
+            self._bucket.tokens -= 1.0  # borrowed: refilled from the next check on
             self._pace_hour.book(now)
 
     def _left(self, now: float) -> int | None:
@@ -175,21 +190,38 @@ class RequestBudget:
             return None
         return self._remaining - (len(self._minute) - self._seen_count)
 
-    def _pacing(self, now: float, left: int | None) -> tuple[float, float]:
+    def _pacing(self, now: float, wall: float, left: int | None) -> tuple[float, float]:
         """The background rate now, and the share of the top rate (and of the burst) it is."""
-        share = 1.0 if left is None else min(1.0, max(0.0, (left - self.reserve) / self.band))
+        top = self._ceiling.value(now)
+        if left is None:
+            return top, 1.0
+        share = min(1.0, max(0.0, (left - self.reserve) / self.band))
+        # Together with the others, stay within this process's minute budget (a minute limit the
+        # headers may not show).
+        share = min(share, (self.per_minute / self.minute_window - self._others) / top)
+        until_reset = self._reset_at - wall if self._reset_at is not None else 0.0
+        if until_reset > 1.0:
+            # Nothing leaves the window before the reset: spread what is left over the time until
+            # then, after what the others are sending, instead of spending it at once and leaving
+            # none for the tasks' own calls.
+            share = min(share, ((left - self.reserve) / until_reset - self._others) / top)
         share = max(self.PROBE_FRACTION, share)
-        return self._ceiling.value(now) * share, share
+        return top * share, share
 
-    def observe(self, headers: Mapping[str, str], status: int = 200, now: float | None = None) -> None:
+    def observe(
+        self, headers: Mapping[str, str], status: int = 200, now: float | None = None, wall: float | None = None
+    ) -> None:
         """Learn from a response: its ``ratelimit-*`` headers and, for a 429, its ``retry-after``."""
         now = time.monotonic() if now is None else now
+        wall = time.time() if wall is None else wall
         self._expire(now)
         remaining = _number(headers.get("ratelimit-remaining"))
         reset = _number(headers.get("ratelimit-reset"))
         if remaining is not None:
+            self._learn_others(int(remaining), now, wall)
             self._remaining = int(remaining)
             self._seen_count = len(self._minute)
+            self._seen_sent = self._sent
             self._seen_at = now
         if reset is not None:
             self._reset_at = reset
@@ -200,6 +232,27 @@ class RequestBudget:
             retry_after = _number(headers.get("retry-after"))
             if retry_after is not None:
                 self._hold_until = max(self._hold_until, now + max(0.0, retry_after))
+
+    def _learn_others(self, remaining: int, now: float, wall: float) -> None:
+        """
+        Update the estimate of what the token's other users send. While nothing leaves the window
+        (its oldest request is still in it), every request anyone sends lowers the count by one:
+        the drop since the last count, less this process's own requests, is the others' share.
+        """
+        elapsed = now - self._seen_at
+        if self._remaining is None or elapsed >= self.minute_window:
+            self._others = 0.0  # nothing recent to compare with
+            return
+        if self._reset_at is None or self._reset_at <= wall:
+            self._others = 0.0  # requests leave the window: the drop no longer tells who sent what
+            return
+        if elapsed <= 0:
+            return
+        others = (self._remaining - remaining) - (self._sent - self._seen_sent)
+        if others > self.limit:
+            return  # more than a minute's worth at once: the count now describes another window
+        weight = 1.0 - math.exp(-elapsed / self.OTHERS_SMOOTHING)
+        self._others += weight * (max(0, others) / elapsed - self._others)
 
     def _next_free(self, now: float, wall: float) -> float:
         """When the server surely has room again after reporting none (monotonic time)."""

@@ -47,6 +47,9 @@ class Fanout:
     poll_interval: float = 5.0
     job_seconds: float = 21.0
     latency: float = 0.05
+    #: Requests the token made in the hour before (spread over it): its hourly window is then not
+    #: young, requests leave it all the time, and its count no longer tells who sends what.
+    prior_hour: int = 0
     seed: int = 0
 
 
@@ -176,7 +179,7 @@ class Simulation:
             self.result.requests.append((self.now, status, "foreground" if foreground else "background"))
 
             def answer() -> None:
-                process.budget.observe(decision.headers(), status, now=self.now)
+                process.budget.observe(decision.headers(), status, now=self.now, wall=self.wall)
                 on_answer(status, float(decision.retry_after) if decision.retry_after is not None else None)
 
             self.at(self.now + self.config.latency / 2, answer)
@@ -185,6 +188,10 @@ class Simulation:
 
     def run(self, horizon: float = 1800.0) -> Result:
         config = self.config
+        for index in range(config.prior_hour):
+            self.now = -3600.0 + 1.0 + index * 3500.0 / config.prior_hour
+            self.limiter.check(TOKEN)
+        self.now = 0.0
         self.result.noticed_after = [None] * config.tasks
         for index in range(config.tasks):
             start = config.task_spread * index / max(1, config.tasks - 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import math
 import random
 import threading
 import time
@@ -28,8 +29,12 @@ def budget(per_minute: int = 250, per_hour: int = 5000, **kwargs: Any) -> Reques
     return RequestBudget(per_minute, per_hour, rng=random.Random(0), **kwargs)
 
 
-def seen(b: RequestBudget, remaining: int, *, now: float = T0, reset: float = WALL + 30, status: int = 200) -> None:
-    b.observe({"ratelimit-remaining": str(remaining), "ratelimit-reset": str(reset)}, status, now=now)
+def seen(b: RequestBudget, remaining: int, *, now: float = T0, reset: float | None = None, wall: float = WALL) -> None:
+    """``b`` hears ``remaining`` (and ``reset``, epoch seconds) from a response at ``now``."""
+    headers = {"ratelimit-remaining": str(remaining)}
+    if reset is not None:
+        headers["ratelimit-reset"] = str(reset)
+    b.observe(headers, now=now, wall=wall)
 
 
 def test_defaults_are_fractions_of_the_declared_limits() -> None:
@@ -73,20 +78,20 @@ def test_remaining_is_estimated_between_responses() -> None:
 
 def test_background_slows_down_in_proportion_as_the_token_fills_up() -> None:
     b = budget(250, 5000)  # reserve 50, band 75
-    top = b.rate(T0)
+    top = b.rate(T0, WALL)
     seen(b, 200)
-    assert b.rate(T0) == pytest.approx(top)  # plenty left: full speed
+    assert b.rate(T0, WALL) == pytest.approx(top)  # plenty left: full speed
     seen(b, 50 + 75 // 2)
-    assert b.rate(T0) == pytest.approx(top * (75 // 2) / 75)
+    assert b.rate(T0, WALL) == pytest.approx(top * (75 // 2) / 75)
     seen(b, 50)
-    assert b.rate(T0) == pytest.approx(top * RequestBudget.PROBE_FRACTION)  # at the reserve: a probe
+    assert b.rate(T0, WALL) == pytest.approx(top * RequestBudget.PROBE_FRACTION)  # at the reserve: a probe
     seen(b, 3)
-    assert b.rate(T0) == pytest.approx(top * RequestBudget.PROBE_FRACTION)
+    assert b.rate(T0, WALL) == pytest.approx(top * RequestBudget.PROBE_FRACTION)
 
 
 def test_foreground_calls_use_the_reserve_background_polls_leave() -> None:
     b = budget(250, 5000)
-    seen(b, 20)
+    seen(b, 20, reset=WALL + 30)
     assert b.try_take(T0, WALL) == 0  # one probe...
     assert b.try_take(T0, WALL) > 1.0  # ...then one every ~1/probe-rate seconds...
     assert b.try_take(T0, WALL, foreground=True) == 0  # ...while a start or cancel goes at once
@@ -96,6 +101,53 @@ def test_foreground_calls_use_the_reserve_background_polls_leave() -> None:
     # Nothing left: everyone waits for the server's reset, foreground calls too.
     assert 30.0 <= b.try_take(T0, WALL, foreground=True) <= 38.0
     assert b.try_take(T0 + 31, WALL + 31, foreground=True) == 0
+
+
+def test_a_window_nothing_has_left_yet_is_spread_until_its_reset() -> None:
+    # 100 left, and the oldest request leaves the window in 60 s: spend the 50 above the
+    # reserve over those 60 s, not at once (nothing comes back before then).
+    b = budget(250, 5000)
+    top = b.rate(T0, WALL)
+    seen(b, 100, reset=WALL + 60)
+    assert b.rate(T0, WALL) == pytest.approx(50 / 60)
+    assert b.rate(T0, WALL + 30) == pytest.approx(50 / 30)  # later, the same count lasts a shorter time
+    # Reset passed: requests leave the window again; only the count's band slows the polls.
+    assert b.rate(T0, WALL + 60) == pytest.approx(top * 50 / 75)
+
+
+def test_the_others_rate_is_learnt_while_nothing_leaves_the_window() -> None:
+    b = budget(250, 5000)
+    top = b.rate(T0, WALL)
+    seen(b, 220, reset=WALL + 60)
+    for _ in range(5):
+        b.take(T0 + 1, foreground=True)
+    # 30 fewer 10 s later, 5 of them ours: the others sent 25 (2.5/s, smoothed over 5 s).
+    seen(b, 190, now=T0 + 10, reset=WALL + 60, wall=WALL + 10)
+    others = 2.5 * (1 - math.exp(-10 / RequestBudget.OTHERS_SMOOTHING))
+    # What is left above the reserve, spread until the reset, after what the others send:
+    assert b.rate(T0 + 10, WALL + 10) == pytest.approx((190 - 50) / 50 - others)
+    # Once requests leave the window, the drop no longer tells who sent what: forgotten.
+    seen(b, 150, now=T0 + 70, reset=WALL + 60, wall=WALL + 70)
+    assert b.rate(T0 + 70, WALL + 70) == pytest.approx(top)  # back to full speed
+
+
+def test_a_count_of_another_window_is_not_read_as_traffic() -> None:
+    # The count switches from the hour's (plenty left) to the minute's: not 9,800 requests in 1 s.
+    b = budget(250, 100_000)
+    top = b.rate(T0, WALL)
+    seen(b, 10_000, reset=WALL + 3600)
+    seen(b, 200, now=T0 + 1, reset=WALL + 60, wall=WALL + 1)
+    assert b.rate(T0 + 1, WALL + 1) == pytest.approx(min(top, (200 - 50) / 59))
+
+
+def test_others_and_this_process_together_keep_within_the_minute_budget() -> None:
+    b = budget(250, 100_000)  # 225/min for this process: 3.75/s
+    top = b.rate(T0, WALL)
+    seen(b, 90_000, reset=WALL + 3600)  # an hourly count: plenty left, its window young
+    seen(b, 89_940, now=T0 + 20, reset=WALL + 3600, wall=WALL + 20)  # others: 3/s
+    others = 3.0 * (1 - math.exp(-20 / RequestBudget.OTHERS_SMOOTHING))
+    assert b.rate(T0 + 20, WALL + 20) == pytest.approx(225 / 60 - others)
+    assert b.rate(T0 + 20, WALL + 20) < top
 
 
 def test_the_burst_shrinks_with_the_room_left() -> None:
