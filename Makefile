@@ -56,7 +56,7 @@ clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
 
 .PHONY: system-test
-system-test: $(STAMP) ## Real multi-process Airflow + PostgreSQL + emulator system tests (tests/system, ~10 min)
+system-test: $(STAMP) ## Real multi-process Airflow + PostgreSQL + emulator system tests (tests/system, 7-10 min; CI runs it)
 	$(BIN)/pytest tests/system -m system -p no:cacheprovider
 
 # --- Oldest supported versions -----------------------------------------------------------------

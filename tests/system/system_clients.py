@@ -231,8 +231,12 @@ class Emulator:
     def add_fault(self, operation: str, kind: str, **options: Any) -> dict[str, Any]:
         return self._call("POST", "/faults", json={"operation": operation, "kind": kind, **options})
 
-    def set_rate_limits(self, per_minute: int | None, per_hour: int | None) -> None:
-        self._call("PUT", "/rate_limits", json={"per_minute": per_minute, "per_hour": per_hour})
+    def set_rate_limits(self, per_minute: int | None, per_hour: int | None, headers: str | None = None) -> None:
+        self._call("PUT", "/rate_limits", json={"per_minute": per_minute, "per_hour": per_hour, "headers": headers})
+
+    def add_token(self, token: str) -> None:
+        """Accept another token (with every scope); it has rate-limit windows of its own."""
+        self._call("POST", "/tokens", json={"token": token})
 
     # -- request-log queries ------------------------------------------------------------------
     def starts_for(self, kb_uuid: str) -> list[dict[str, Any]]:

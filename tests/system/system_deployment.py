@@ -41,6 +41,8 @@ SYSTEM_DAGS = HERE / "dags"
 EXAMPLE_DAGS = ("gradient_scheduled_reindex.py", "gradient_cancel_on_failure.py")
 MARKER_ENV = "GRADIENT_SYSTEM_TEST_RUN"
 EMULATOR_TOKEN = "dop_v1_system_test_token"
+#: A second token (connection ``gradient_second``), whose rate-limit windows start empty.
+SECOND_TOKEN = "dop_v1_system_test_second_token"
 #: The per-minute limit the emulator enforces for the token, and the one the connection declares.
 RATE_LIMIT_PER_MINUTE = 200
 RATE_LIMIT_PER_HOUR = 100_000
@@ -385,7 +387,7 @@ class Deployment:
     def emulator_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.emulator}"
 
-    def connection_json(self) -> str:
+    def connection_json(self, token: str = EMULATOR_TOKEN) -> str:
         """``AIRFLOW_CONN_GRADIENT_DEFAULT``: the emulator, declaring the token's real limits.
 
         ``GRADIENT_SYSTEM_CONN_EXTRA`` (JSON) overrides extras, for experiments.
@@ -397,9 +399,7 @@ class Deployment:
             "connect_timeout": 5,
         }
         extra.update(json.loads(os.environ.get("GRADIENT_SYSTEM_CONN_EXTRA", "{}")))
-        return json.dumps(
-            {"conn_type": "gradient", "host": self.emulator_url, "password": EMULATOR_TOKEN, "extra": extra}
-        )
+        return json.dumps({"conn_type": "gradient", "host": self.emulator_url, "password": token, "extra": extra})
 
     def airflow_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         keep = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "HOME", "USER", "LOGNAME", "VIRTUAL_ENV")
@@ -439,6 +439,7 @@ class Deployment:
                 "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": "10",
                 "AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT": "30",
                 "AIRFLOW_CONN_GRADIENT_DEFAULT": self.connection_json(),
+                "AIRFLOW_CONN_GRADIENT_SECOND": self.connection_json(SECOND_TOKEN),
             }
         )
         if extra:
@@ -497,6 +498,9 @@ class Deployment:
             0.2,
             "the emulator",
         )
+        requests.post(
+            f"{self.emulator_url}/_emulator/tokens", json={"token": SECOND_TOKEN}, timeout=10
+        ).raise_for_status()
         self._timed("emulator", step)
 
         step = time.monotonic()
@@ -617,6 +621,7 @@ class Deployment:
         if self._stopped:
             return
         self._stopped = True
+        self._save_emulator_record()
         airflow = [name for name in self.processes if name != "emulator"]
         for name in airflow:  # SIGTERM them all first: they shut down in parallel
             self.processes[name].kill(signal.SIGTERM)
@@ -637,6 +642,19 @@ class Deployment:
         shutil.rmtree(self.root, ignore_errors=True)
         with contextlib.suppress(ValueError):
             atexit.unregister(self.stop)
+
+    def _save_emulator_record(self) -> None:
+        """Keep the emulator's jobs and request log (tokens redacted) beside the process logs."""
+        process = self.processes.get("emulator")
+        if process is None or not process.alive:
+            return
+        for name in ("requests", "jobs"):
+            try:
+                response = requests.get(f"{self.emulator_url}/_emulator/{name}", timeout=30)
+                (self.log_dir / f"emulator-{name}.json").write_bytes(response.content)
+            except (requests.RequestException, OSError) as error:
+                with contextlib.suppress(OSError):
+                    (self.log_dir / f"emulator-{name}.json").write_text(json.dumps({"error": repr(error)}))
 
     def log_tails(self, lines: int = 25) -> Iterator[tuple[str, str]]:
         for name, process in self.processes.items():

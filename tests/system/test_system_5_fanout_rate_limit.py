@@ -1,7 +1,16 @@
 """
 Scenario 5: fifty deferred tasks (dynamic task mapping) poll through one token, across both
 triggerers, against a per-minute limit that naive polling would blow through. No 429 may reach a
-task as a failure, and the token's request rate stays under the limit.
+task as a failure, and the rate at which the processes ask (refused requests included) stays under
+the limit.
+
+It runs twice, once for each reading of the rate-limit headers the emulator can give (each run on
+a token of its own, so the second starts with empty windows):
+
+* ``binding``: ``ratelimit-remaining`` counts whichever window has fewer left.
+* ``hourly``: the letter of DigitalOcean's documentation, ``remaining`` counts the hour and the
+  minute limit shows only when it is hit. On a token quiet for the past hour the count still drops
+  by one per request from anyone, which tells every process how fast the others send.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from typing import Any
 
 import pytest
 from system_clients import TERMINAL_RUN_STATES, AirflowAPI, Emulator
-from system_deployment import EMULATOR_SPEED, RATE_LIMIT_PER_MINUTE, Deployment
+from system_deployment import EMULATOR_SPEED, RATE_LIMIT_PER_HOUR, RATE_LIMIT_PER_MINUTE, Deployment
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
@@ -22,6 +31,13 @@ POLL_INTERVAL = 5.0  # the DAG's poll_interval
 JOB_SECONDS = 20.0
 #: Longest silence (no request from any trigger) tolerated while tasks are deferred.
 STALL_SECONDS = 60.0
+#: Per header reading: the connection (token) it runs on, the most attempts (refused ones
+#: included) in any rolling minute as a multiple of the limit, and the largest share answered 429.
+#: (Seen on 2026-12-01, quiet and under load: no 429 in either, at most 196 attempts a minute.)
+READINGS = {
+    "binding": ("gradient_default", 1.0, 0.01),
+    "hourly": ("gradient_second", 1.05, 0.02),
+}
 
 
 def rolling_max(times: list[float], window: float = 60.0) -> int:
@@ -35,18 +51,37 @@ def rolling_max(times: list[float], window: float = 60.0) -> int:
     return best
 
 
+@pytest.mark.parametrize("reading", list(READINGS))
 def test_fifty_deferred_tasks_share_one_token(
-    deployment: Deployment, airflow_api: AirflowAPI, emulator: Emulator, gradient_dags: tuple[str, ...]
+    deployment: Deployment, airflow_api: AirflowAPI, emulator: Emulator, gradient_dags: tuple[str, ...], reading: str
 ) -> None:
+    conn_id, most_attempts, most_refused = READINGS[reading]
     # Naive polling (every trigger every poll_interval) would need this many requests per minute:
     assert TASKS * 60 / POLL_INTERVAL > 2 * RATE_LIMIT_PER_MINUTE
     kbs = [
-        emulator.scripted_kb(f"fanout-{index:02d}", running=JOB_SECONDS, pending=1, speed=EMULATOR_SPEED)
+        emulator.scripted_kb(f"fanout-{reading}-{index:02d}", running=JOB_SECONDS, pending=1, speed=EMULATOR_SPEED)
         for index in range(TASKS)
     ]
     deployment.wait_healthy(180)  # both triggerers heartbeating
+    emulator.set_rate_limits(RATE_LIMIT_PER_MINUTE, RATE_LIMIT_PER_HOUR, headers=reading)
+    try:
+        fan_out(deployment, airflow_api, emulator, reading, kbs, conn_id, most_attempts, most_refused)
+    finally:
+        emulator.set_rate_limits(RATE_LIMIT_PER_MINUTE, RATE_LIMIT_PER_HOUR, headers="binding")
+
+
+def fan_out(
+    deployment: Deployment,
+    airflow_api: AirflowAPI,
+    emulator: Emulator,
+    reading: str,
+    kbs: list[str],
+    conn_id: str,
+    most_attempts: float,
+    most_refused: float,
+) -> None:
     began = time.time()
-    run_id = airflow_api.trigger(DAG_ID, {"kbs": kbs})
+    run_id = airflow_api.trigger(DAG_ID, {"kbs": kbs, "conn_id": conn_id})
 
     hosts: set[str] = set()
     most_deferred = 0
@@ -93,13 +128,13 @@ def test_fifty_deferred_tasks_share_one_token(
     accepted = [r["time"] for r in traffic if r["status"] != 429]
     attempted_peak = rolling_max([r["time"] for r in traffic])
     accepted_peak = rolling_max(accepted)
-    print(
-        f"fan-out of {TASKS}: {elapsed:.0f}s, {len(traffic)} requests, {len(limited)} answered 429, "
-        f"peak {accepted_peak} accepted / {attempted_peak} attempted per rolling minute "
+    summary = (
+        f"fan-out of {TASKS} ({reading} headers): {elapsed:.0f}s, {len(traffic)} requests, {len(limited)} "
+        f"answered 429, peak {accepted_peak} accepted / {attempted_peak} attempted per rolling minute "
         f"(limit {RATE_LIMIT_PER_MINUTE}), most deferred at once {most_deferred}, triggerers {sorted(hosts)}"
     )
-    assert accepted_peak <= RATE_LIMIT_PER_MINUTE
-    # The clients pace themselves: the rate they ask for stays at the limit (a 429 is a rare
-    # overshoot between the two triggerers' budgets, retried, never a task failure).
-    assert attempted_peak <= RATE_LIMIT_PER_MINUTE * 1.1, attempted_peak
-    assert len(limited) <= 0.05 * len(traffic), len(limited)
+    print(summary)
+    assert accepted_peak <= RATE_LIMIT_PER_MINUTE, summary
+    # The processes pace each other through the headers: the rate they ask for stays at the limit.
+    assert attempted_peak <= RATE_LIMIT_PER_MINUTE * most_attempts, summary
+    assert len(limited) <= most_refused * len(traffic), summary

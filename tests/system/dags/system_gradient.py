@@ -39,7 +39,8 @@ with DAG(dag_id="gradient_reindex_sync_retry", schedule=None, start_date=START, 
         retry_delay=timedelta(seconds=1),
     )
 
-# 5. Fifty knowledge bases at once, all deferred, all polling through one token.
+# 5. Fifty knowledge bases at once, all deferred, all polling through one token (the run's conf
+# may name another connection, i.e. another token).
 with DAG(
     dag_id="gradient_fanout",
     schedule=None,
@@ -55,6 +56,7 @@ with DAG(
 
     GradientStartIndexingJobOperator.partial(
         task_id="reindex",
+        gradient_conn_id="{{ dag_run.conf.get('conn_id', 'gradient_default') }}",
         deferrable=True,
         poll_interval=5.0,
         timeout=900.0,
