@@ -71,6 +71,11 @@ class GradientHook(BaseHook):
     exponential backoff and jitter, honouring ``Retry-After``. Starting a job is never blindly
     retried: see :meth:`start_indexing_job`.
 
+    Every request goes through the token's request budget, which paces this process together with
+    every other process using the token, through the API's rate-limit headers: sync calls and async
+    non-GETs (a task's own start and cancel) go first, async GETs (the triggers' polls) make way as
+    the token fills up (``docs/production.md``, "How the processes share one token").
+
     :param gradient_conn_id: The ``gradient`` connection: password = API token, host = optional
         API base URL (default ``https://api.digitalocean.com``); extras: see the connection docs.
     """
