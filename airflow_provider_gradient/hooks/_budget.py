@@ -49,7 +49,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 __all__ = ["BUDGETS", "SYNC_BUDGETS", "RequestBudget", "budget_for", "sync_budget_for"]
@@ -292,35 +292,29 @@ class RequestBudget:
             await self._acquire(False, max_wait)
 
     async def _acquire(self, foreground: bool, max_wait: float) -> None:
-        waited = 0.0
-        while True:
-            with self._lock:
-                delay = self._try_now(foreground, max_wait - waited)
-            if delay <= 0:
-                return
-            waited += delay
-            self.waited += delay
+        for delay in self._waits(foreground, max_wait):
             await asyncio.sleep(delay)
 
     def acquire_sync(self, *, foreground: bool = True, max_wait: float = math.inf) -> None:
         """Wait (blocking) until a request may go, then take its slot; see :meth:`acquire`."""
+        for delay in self._waits(foreground, max_wait):
+            time.sleep(delay)
+
+    def _waits(self, foreground: bool, max_wait: float) -> Iterator[float]:
+        """The sleeps before a slot is taken (none when one is free now): one turn of the loop each."""
         waited = 0.0
         while True:
             with self._lock:
-                delay = self._try_now(foreground, max_wait - waited)
-            if delay <= 0:
-                return
+                now = time.monotonic()
+                delay = self.try_take(now, time.time(), foreground=foreground)
+                if delay <= 0:
+                    return  # the slot is taken
+                if delay > max_wait - waited:
+                    self.take(now, foreground=foreground)  # waited long enough: the server decides
+                    return
             waited += delay
             self.waited += delay
-            time.sleep(delay)
-
-    def _try_now(self, foreground: bool, patience: float) -> float:
-        now = time.monotonic()
-        delay = self.try_take(now, time.time(), foreground=foreground)
-        if delay > patience:
-            self.take(now, foreground=foreground)
-            return 0.0
-        return delay
+            yield delay
 
     def observe_now(self, headers: Mapping[str, str], status: int = 200) -> None:
         """:meth:`observe` with the real clock, safe from any thread."""

@@ -257,6 +257,13 @@ def test_a_wait_longer_than_the_callers_budget_is_left_to_the_server(no_sleep: l
     assert b.remaining(_budget.time.monotonic()) == -1  # the slot was taken all the same
 
 
+def test_a_free_slot_is_taken_once_also_with_no_patience_left() -> None:
+    b = sync_budget_for("token-key-once", 250, 5000)
+    b.observe_now({"ratelimit-remaining": "100"})
+    b.acquire_sync(max_wait=-1.0)  # the caller's retry budget has run out: still one request
+    assert b.remaining(time.monotonic()) == 99
+
+
 async def test_acquire_gives_up_waiting_after_max_wait_too() -> None:
     b = RequestBudget(250, 5000)
     b.observe_now({"ratelimit-remaining": "0", "ratelimit-reset": str(time.time() + 600)})
