@@ -34,7 +34,7 @@ EXTRA_FIELDS: dict[str, tuple[str, Any, str]] = {
     "requests_per_minute": (
         "integer",
         250,
-        "The token's per-minute API limit, shared by every trigger in a triggerer process.",
+        "The token's real per-minute API limit; every process using the token shares it.",
     ),
     "requests_per_hour": ("integer", 5000, "The token's per-hour API limit."),
     "allow_insecure_http": (

@@ -13,6 +13,7 @@ import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,7 +63,7 @@ class ClientSettings:
     requests_per_minute: int = 250
     requests_per_hour: int = 5000
 
-    @property
+    @cached_property
     def token_key(self) -> str:
         """A stable, non-reversible key for the token (to share clients and rate budgets)."""
         return hashlib.sha256(self.token.get_secret_value().encode()).hexdigest()[:16]

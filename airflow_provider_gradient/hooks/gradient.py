@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -49,6 +50,15 @@ Item = TypeVar("Item")
 #: How far before a failed start (seconds) a job's ``created_at`` may lie and still be adopted as
 #: the job that start created: an allowance for clock skew between Airflow and the API.
 CLOCK_SKEW = 60.0
+#: Seconds for which a connection read on an event loop serves the loop's other hooks of that
+#: connection: a triggerer creating a thousand triggers reads it once, not a thousand times (in the
+#: triggerer each read is a round trip to its supervisor). A changed connection reaches the
+#: triggers created after that long; a running trigger keeps the settings it started with.
+SETTINGS_TTL = 5.0
+#: Per event loop: (hook class, connection id) -> (monotonic time read, the read).
+_LOOP_SETTINGS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[type, str], tuple[float, asyncio.Future[ClientSettings]]]
+] = weakref.WeakKeyDictionary()
 
 
 def _has_port(url: str) -> bool:
@@ -112,16 +122,34 @@ class GradientHook(BaseHook):
         return self._settings
 
     async def asettings(self) -> ClientSettings:
-        """The validated connection settings, read without blocking the event loop."""
+        """
+        The validated connection settings, read without blocking the event loop. Hooks of the same
+        connection on one loop share one read for :data:`SETTINGS_TTL` seconds; a failed read is
+        not kept.
+        """
         if self._settings is None:
-            from airflow_provider_gradient.hooks._async_connection import read_connection
-
+            reads = _LOOP_SETTINGS.setdefault(asyncio.get_running_loop(), {})
+            key = (type(self), self.gradient_conn_id)
+            entry = reads.get(key)
+            if entry is None or time.monotonic() - entry[0] >= SETTINGS_TTL:
+                entry = reads[key] = (time.monotonic(), asyncio.ensure_future(self._read_settings()))
             try:
-                conn, extra = await read_connection(self, self.gradient_conn_id)
-            except AirflowNotFoundException:
-                raise self._no_such_connection() from None
-            self._settings = self._settings_from(conn, extra)
+                # shield: a caller cancelled while waiting must not cancel the read others wait for.
+                self._settings = await asyncio.shield(entry[1])
+            except BaseException:
+                if reads.get(key) is entry and entry[1].done():
+                    del reads[key]  # the next caller reads again
+                raise
         return self._settings
+
+    async def _read_settings(self) -> ClientSettings:
+        from airflow_provider_gradient.hooks._async_connection import read_connection
+
+        try:
+            conn, extra = await read_connection(self, self.gradient_conn_id)
+        except AirflowNotFoundException:
+            raise self._no_such_connection() from None
+        return self._settings_from(conn, extra)
 
     def _no_such_connection(self) -> GradientConfigError:
         conn_id = self.gradient_conn_id

@@ -817,6 +817,7 @@ class FakeAPI:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.fail_next = 0
+        self.base_url = ""
         self.app = web.Application()
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
 
@@ -862,7 +863,8 @@ async def fake_api(make_conn: Any) -> AsyncIterator[FakeAPI]:
     api = FakeAPI()
     server = TestServer(api.app, host="127.0.0.1")
     await server.start_server()
-    make_conn(host=f"http://127.0.0.1:{server.port}")
+    api.base_url = f"http://127.0.0.1:{server.port}"
+    make_conn(host=api.base_url)
     try:
         yield api
     finally:
@@ -949,8 +951,7 @@ async def test_async_cancel_retried_on_503(fake_api: FakeAPI) -> None:
 
 async def test_async_max_retries_and_error(fake_api: FakeAPI, make_conn: Any, no_sync_connection: None) -> None:
     fake_api.fail_next = 10
-    base_url = (await GradientHook().asettings()).base_url
-    make_conn(host=base_url, extra={"max_retries": 1})
+    make_conn(host=fake_api.base_url, extra={"max_retries": 1})
     hook = GradientHook()
     try:
         with pytest.raises(GradientServerError, match=r"HTTP 503 \(service_unavailable\): try later"):
@@ -1020,9 +1021,80 @@ async def test_async_hook_reacquires_after_aclose(fake_api: FakeAPI) -> None:
     assert SESSION_POOL.open_sessions() == 0
 
 
+@pytest.fixture
+def connection_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The connection ids the async hooks read (each read takes 50 ms, as a round trip would)."""
+    from airflow_provider_gradient.hooks import _async_connection
+
+    reads: list[str] = []
+    original = _async_connection.read_connection
+
+    async def counted(hook: Any, conn_id: str) -> Any:
+        reads.append(conn_id)
+        await asyncio.sleep(0.05)
+        return await original(hook, conn_id)
+
+    monkeypatch.setattr(_async_connection, "read_connection", counted)
+    return reads
+
+
+async def test_hooks_of_one_connection_share_one_read_on_a_loop(
+    fake_api: FakeAPI, make_conn: Any, connection_reads: list[str]
+) -> None:
+    make_conn("gradient_other", host=fake_api.base_url, password="dop_v1_another_token")
+    settings = await asyncio.gather(*(GradientHook().asettings() for _ in range(50)))
+    assert connection_reads == ["gradient_default"]  # a thousand new triggers: one read
+    assert all(item is settings[0] for item in settings)
+    other = await GradientHook("gradient_other").asettings()
+    assert connection_reads == ["gradient_default", "gradient_other"]
+    assert other.token_key != settings[0].token_key
+
+
+def test_each_loop_reads_the_connection_itself(fake_api: FakeAPI, connection_reads: list[str]) -> None:
+    async def read() -> None:
+        await GradientHook().asettings()
+
+    asyncio.run(read())
+    asyncio.run(read())
+    assert connection_reads == ["gradient_default", "gradient_default"]
+
+
+async def test_a_changed_connection_is_read_after_the_ttl(
+    fake_api: FakeAPI, make_conn: Any, connection_reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_gradient.hooks import gradient
+
+    assert (await GradientHook().asettings()).retry.max_retries == 5
+    make_conn(host=fake_api.base_url, extra={"max_retries": 1})
+    assert (await GradientHook().asettings()).retry.max_retries == 5  # within the TTL: the same read
+    monkeypatch.setattr(gradient, "SETTINGS_TTL", 0.0)
+    assert (await GradientHook().asettings()).retry.max_retries == 1
+    assert len(connection_reads) == 2
+
+
+async def test_a_failed_connection_read_is_not_kept(make_conn: Any, connection_reads: list[str]) -> None:
+    with pytest.raises(GradientConfigError, match="no such connection"):
+        await GradientHook("gradient_late").asettings()
+    make_conn("gradient_late")
+    assert (await GradientHook("gradient_late").asettings()).base_url == "https://api.example.test"
+    assert connection_reads == ["gradient_late", "gradient_late"]
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_read_others_wait_for(
+    fake_api: FakeAPI, connection_reads: list[str]
+) -> None:
+    first = asyncio.ensure_future(GradientHook().asettings())
+    second = asyncio.ensure_future(GradientHook().asettings())
+    await asyncio.sleep(0.01)  # both wait for the one read (50 ms)
+    first.cancel()
+    assert (await second).base_url == fake_api.base_url
+    assert connection_reads == ["gradient_default"]
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
 async def test_async_different_connections_do_not_share(fake_api: FakeAPI, make_conn: Any) -> None:
-    base = (await GradientHook().asettings()).base_url
-    make_conn("gradient_other", host=base, password="dop_v1_another_token")
+    make_conn("gradient_other", host=fake_api.base_url, password="dop_v1_another_token")
     first, second = GradientHook(), GradientHook("gradient_other")
     await first.aget_indexing_job(JOB)
     await second.aget_indexing_job(JOB)
