@@ -258,14 +258,28 @@ class GradientHook(BaseHook):
         # Polls make way for a task's own calls (start, cancel) when the token runs low.
         foreground = op.method != "GET"
         started = time.monotonic()
+
+        async def send() -> T:
+            await budget.acquire(foreground=foreground, max_wait=settings.retry.budget - (time.monotonic() - started))
+            raw = await _transport.async_send(session, settings, op)
+            budget.observe_now(raw.headers, raw.status)
+            return _api.parse_response(op, raw)
+
+        # The first attempt goes without the retry machinery (a trigger's polls nearly always
+        # succeed at once, and entering tenacity is the dearest step of a poll); a failure worth
+        # retrying is then handed to tenacity as its first attempt, so the policy is the same.
+        try:
+            return await send()
+        except Exception as error:
+            if not _api.is_retryable(op, error):
+                raise
+            first: Exception | None = error
         async for attempt in tenacity.AsyncRetrying(**_api.retry_kwargs(op, settings.retry, self.log)):
             with attempt:
-                await budget.acquire(
-                    foreground=foreground, max_wait=settings.retry.budget - (time.monotonic() - started)
-                )
-                raw = await _transport.async_send(session, settings, op)
-                budget.observe_now(raw.headers, raw.status)
-                return _api.parse_response(op, raw)
+                if first is not None:
+                    made, first = first, None
+                    raise made
+                return await send()
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
     def _pages(self, first: _api.Operation[T], items: Callable[[T], list[Item]]) -> Iterator[Item]:
