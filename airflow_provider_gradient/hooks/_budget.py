@@ -99,7 +99,7 @@ class RequestBudget:
         hour_window: float = _HOUR,
         rng: random.Random | None = None,
     ) -> None:
-        self.limit = per_minute
+        self.limit_per_minute = per_minute  # as declared, before the headroom
         self.per_minute = max(1, int(per_minute * headroom))
         self.per_hour = max(1, int(per_hour * headroom))
         self.reserve = max(2, round(per_minute * 0.2)) if reserve is None else reserve
@@ -249,7 +249,7 @@ class RequestBudget:
         if elapsed <= 0:
             return
         others = (self._remaining - remaining) - (self._sent - self._seen_sent)
-        if others > self.limit:
+        if others > self.limit_per_minute:
             return  # more than a minute's worth at once: the count now describes another window
         weight = 1.0 - math.exp(-elapsed / self.OTHERS_SMOOTHING)
         self._others += weight * (max(0, others) / elapsed - self._others)
