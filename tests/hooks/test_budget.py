@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import gc
-import itertools
 import math
 import random
 import threading
@@ -222,8 +222,10 @@ async def test_acquire_lets_background_callers_go_in_order_without_bursts() -> N
     await asyncio.gather(*(caller(i) for i in range(60)))
     assert [index for index, _ in sent] == list(range(60))  # first come, first served
     times = [at for _, at in sent]
-    assert 0.6 <= time.monotonic() - started < 3.0  # a burst of 6, then 54 per second
-    assert max(b - a for a, b in itertools.pairwise(times[6:])) < 0.1  # evenly spaced
+    assert 0.6 <= time.monotonic() - started < 10.0  # a burst of 6, then 54 per second (slack for slow CI)
+    # After the burst, spread out: never more than a few inside a tenth of a second (a late wake-up
+    # on a loaded machine only spreads them further).
+    assert max(bisect.bisect_right(times, t + 0.1) - index for index, t in enumerate(times[6:], 6)) <= 6 + 2
     assert b.waited > 0
 
 
@@ -231,9 +233,9 @@ async def test_a_foreground_call_does_not_queue_behind_background_polls() -> Non
     b = RequestBudget(60, 10**6, headroom=1.0, burst=0.02, minute_window=1.0)
     polls = [asyncio.ensure_future(b.acquire()) for _ in range(30)]  # half a second of polls
     await asyncio.sleep(0)
-    started = time.monotonic()
     await b.acquire(foreground=True)
-    assert time.monotonic() - started < 0.05
+    # It went while the polls queued in front of it were still waiting for their turns.
+    assert sum(not poll.done() for poll in polls) >= 20
     await asyncio.gather(*polls)
 
 
@@ -269,7 +271,7 @@ async def test_acquire_gives_up_waiting_after_max_wait_too() -> None:
     b.observe_now({"ratelimit-remaining": "0", "ratelimit-reset": str(time.time() + 600)})
     started = time.monotonic()
     await b.acquire(max_wait=1.0)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5.0  # not the 600 s until the reset
     assert b.waited == 0
 
 

@@ -1064,6 +1064,7 @@ async def test_a_changed_connection_is_read_after_the_ttl(
 ) -> None:
     from airflow_provider_gradient.hooks import gradient
 
+    monkeypatch.setattr(gradient, "SETTINGS_TTL", 3600.0)  # (however slow the machine)
     assert (await GradientHook().asettings()).retry.max_retries == 5
     make_conn(host=fake_api.base_url, extra={"max_retries": 1})
     assert (await GradientHook().asettings()).retry.max_retries == 5  # within the TTL: the same read
