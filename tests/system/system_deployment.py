@@ -61,6 +61,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ProcessExited(RuntimeError):
+    """A process of the deployment exited: no point waiting for it any longer."""
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.5, message: str = "condition") -> Any:
     """Call ``predicate`` until it returns something truthy; raise :class:`TimeoutError` after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -68,6 +72,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
     while True:
         try:
             result = predicate()
+        except ProcessExited:
+            raise
         except Exception as error:  # the predicate may hit a server that is still starting
             last_error = error
             result = None
@@ -136,6 +142,16 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
 
+    def kill_tree(self) -> None:
+        """SIGKILL the process group and every descendant, also those that left the group."""
+        if self.popen is None:
+            return
+        tree = descendants(self.popen.pid)  # before the kill: orphans lose their parent pid
+        self.kill(signal.SIGKILL)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
     def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
         """Ask the process group to exit, wait ``timeout`` seconds, then SIGKILL what is left."""
         if self.popen is not None:
@@ -195,6 +211,17 @@ def our_pids(marker: str, sessions: set[int]) -> list[int]:
         ours |= children
         grew = bool(children)
     return sorted(ours)
+
+
+def descendants(root: int) -> list[int]:
+    """``root`` and every live process below it (by parent pid)."""
+    table = {int(e): stat for e in os.listdir("/proc") if e.isdigit() and (stat := _stat(e)) is not None}
+    tree, grew = {root}, True
+    while grew:
+        children = {pid for pid, (ppid, _) in table.items() if ppid in tree and pid not in tree}
+        tree |= children
+        grew = bool(children)
+    return sorted(tree)
 
 
 def cmdline(pid: int) -> str:
@@ -559,7 +586,7 @@ class Deployment:
                     "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                     "AIRFLOW__CORE__PARALLELISM": str(2 * self.worker_concurrency * len(self.WORKERS)),
                     "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
-                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.postgres.sqlalchemy_url.replace("+psycopg2", ""),
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.postgres.sqlalchemy_url,
                     "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
                     # A task whose worker died before it ran is queued again after this long.
                     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
@@ -711,7 +738,7 @@ class Deployment:
         for name in names or tuple(self.processes):
             process = self.processes.get(name)
             if process is not None and not process.alive:
-                raise RuntimeError(
+                raise ProcessExited(
                     f"{name} exited with {process.popen.returncode if process.popen else '?'}; see {process.log_path}"
                 )
         return True
