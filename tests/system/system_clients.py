@@ -228,6 +228,10 @@ class Emulator:
     def clock(self) -> dict[str, Any]:
         return self._call("GET", "/clock")
 
+    def set_speed(self, speed: float) -> None:
+        """Emulated seconds per wall-clock second (``0`` freezes every job where it is)."""
+        self._call("POST", "/clock", json={"speed": speed})
+
     def add_fault(self, operation: str, kind: str, **options: Any) -> dict[str, Any]:
         return self._call("POST", "/faults", json={"operation": operation, "kind": kind, **options})
 

@@ -590,6 +590,9 @@ class Deployment:
                     "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
                     # A task whose worker died before it ran is queued again after this long.
                     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+                    # Sending a task to the broker may take seconds on a loaded 2-core machine; the
+                    # default (1 s) makes the scheduler resend it, then fail a task a worker runs.
+                    "AIRFLOW__CELERY__OPERATION_TIMEOUT": "15",
                 }
             )
         if extra:
