@@ -62,7 +62,7 @@ system-test: $(STAMP) ## Real multi-process Airflow + PostgreSQL + emulator syst
 .PHONY: system-test-celery
 system-test-celery: $(STAMP) ## The CeleryExecutor system tests: Redis, 2 workers, 3 triggerers, 2 tokens (tests/system/celery; CI runs it)
 	$(BIN)/python -m uv pip install -q --python $(BIN)/python -e ".[test,celery]"
-	$(BIN)/pytest tests/system/celery -m system_celery -p no:cacheprovider
+	$(BIN)/pytest tests/system/celery -m system_celery -p no:cacheprovider -rP
 
 # --- Oldest supported versions -----------------------------------------------------------------
 # Python 3.10 and the lowest release of every direct dependency that pyproject.toml allows
