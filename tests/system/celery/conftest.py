@@ -41,5 +41,12 @@ def fleet_dags(airflow_api: AirflowAPI) -> tuple[str, ...]:
 
 @pytest.fixture
 def fleet(deployment: Deployment, airflow_api: AirflowAPI, emulator: Emulator, fleet_dags: tuple[str, ...]) -> Fleet:
-    deployment.wait_healthy(180)  # every worker and triggerer up
+    # Every scenario starts with every worker and triggerer up: bring back what an earlier one killed.
+    for name in deployment.WORKERS:
+        if not deployment.processes[name].alive:
+            deployment.start_worker(name)
+    for name in deployment.TRIGGERERS:
+        if not deployment.processes[name].alive:
+            deployment.start_triggerer(name)
+    deployment.wait_healthy(180)
     return Fleet(deployment, airflow_api, emulator)

@@ -63,6 +63,3 @@ def test_killed_worker_retries_adopt_the_started_jobs(fleet: Fleet) -> None:
         f"worker {victim} killed holding {len(victims)} of {TASKS} starts in flight; "
         f"the retries ended on {survivor_host} {recovered:.0f}s later, one job per task"
     )
-
-    deployment.start_worker(victim)  # back for the scenarios that follow
-    deployment.wait_healthy(180)
