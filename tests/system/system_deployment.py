@@ -593,6 +593,9 @@ class Deployment:
                     # Sending a task to the broker may take seconds on a loaded 2-core machine; the
                     # default (1 s) makes the scheduler resend it, then fail a task a worker runs.
                     "AIRFLOW__CELERY__OPERATION_TIMEOUT": "15",
+                    # Fifty tasks resuming at once against a just restarted API server on 2 cores
+                    # take longer than the default 5 s to be answered.
+                    "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
                 }
             )
         if extra:
