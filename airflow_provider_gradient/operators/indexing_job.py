@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -21,6 +19,8 @@ from airflow_provider_gradient._validation import (
     seconds,
     uuid_list_or_none,
 )
+from airflow_provider_gradient._wait import DEFAULT_ERROR_TOLERANCE, JobWait
+from airflow_provider_gradient._wait_drivers import CANCEL_TIMEOUT, cancel, wait_for_event
 from airflow_provider_gradient.exceptions import (
     GradientConfigError,
     GradientConflictError,
@@ -43,27 +43,13 @@ __all__ = ["GradientCancelIndexingJobOperator", "GradientStartIndexingJobOperato
 IfJobRunning = Literal["wait", "adopt", "fail"]
 IF_JOB_RUNNING_CHOICES = ("wait", "adopt", "fail")
 #: Seconds ``on_kill`` may spend cancelling the job before the worker gives up on it.
-ON_KILL_TIMEOUT = 20.0
+ON_KILL_TIMEOUT = CANCEL_TIMEOUT
 #: How many times a start is attempted when the knowledge base turns out busy or not ready.
 MAX_START_ATTEMPTS = 5
 
 
 def _default_deferrable() -> bool:
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
-
-
-def _run_trigger(trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
-    """Run a trigger's wait loop to its one event, in this (worker) process: the same rules, sync."""
-
-    async def first_event() -> dict[str, Any]:
-        try:
-            async for event in trigger.run():
-                return dict(event.payload)
-            raise GradientError("The trigger ended without an event.")
-        finally:
-            await trigger.cleanup()
-
-    return asyncio.run(first_event())
 
 
 class _GradientOperatorMixin:
@@ -81,27 +67,7 @@ class _GradientOperatorMixin:
 
     def _cancel_bounded(self, indexing_job_uuid: str, reason: str, timeout: float = ON_KILL_TIMEOUT) -> bool:
         """Cancel a job without ever raising or blocking longer than ``timeout``."""
-        outcome: dict[str, Any] = {}
-
-        def cancel() -> None:
-            try:
-                outcome["job"] = self.hook.cancel_indexing_job(indexing_job_uuid)
-            except Exception as err:  # best effort: report below
-                outcome["error"] = err
-
-        thread = threading.Thread(target=cancel, name="gradient-cancel", daemon=True)
-        thread.start()
-        thread.join(timeout)
-        if "job" in outcome:
-            self.log.info("Cancelled indexing job %s (%s): %s.", indexing_job_uuid, reason, outcome["job"].describe())
-            return True
-        self.log.warning(
-            "Could not cancel indexing job %s (%s): %s",
-            indexing_job_uuid,
-            reason,
-            outcome.get("error", f"no answer within {timeout:.0f}s"),
-        )
-        return False
+        return cancel(self.hook, indexing_job_uuid, reason, log=self.log, timeout=timeout) is not None
 
 
 class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
@@ -146,6 +112,10 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         task's job; ``"fail"``.
     :param database_ready_timeout: How long to wait for a new knowledge base's database to come
         online before starting (seconds or timedelta).
+    :param error_tolerance: While waiting (in the worker or deferred): how long transient API failures
+        (connection errors, timeouts, 429, 5xx) may last without a good answer before the task fails
+        with :class:`~airflow_provider_gradient.exceptions.GradientError` (seconds or timedelta).
+        A retry reattaches to the job.
     """
 
     template_fields: Sequence[str] = ("knowledge_base_uuid", "data_source_uuids", "gradient_conn_id")
@@ -173,6 +143,7 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         cancel_on_kill: bool = True,
         if_job_running: IfJobRunning = "wait",
         database_ready_timeout: float | timedelta = 600.0,
+        error_tolerance: float | timedelta = DEFAULT_ERROR_TOLERANCE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -191,6 +162,7 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
             )
         self.if_job_running: IfJobRunning = if_job_running
         self.database_ready_timeout = seconds(database_ready_timeout, "database_ready_timeout")
+        self.error_tolerance = seconds(error_tolerance, "error_tolerance")
         # Literal (non-templated) values are checked now, at DAG parse; templates after rendering.
         self._inputs(parse_time=True)
         self._job_uuid: str | None = None
@@ -338,15 +310,14 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
             self.log.info("%s; adopting it (if_job_running='adopt').", what)
             return running
         self.log.info("%s; waiting for it to end before starting ours (if_job_running='wait').", what)
-        trigger = self._trigger(running.uuid or "", deadline, cancel=False)
         if self.deferrable:
             self.defer(
-                trigger=trigger,
+                trigger=self._trigger(running.uuid or "", deadline, cancel=False),
                 method_name="execute_after_running_job",
                 kwargs={"deadline": deadline},
                 timeout=None,
             )
-        event = self._wait(trigger)
+        event = self._wait(running.uuid or "", deadline, cancel=False)
         if event["status"] == "timeout":
             raise GradientJobTimeoutError(
                 f"{what} and it did not end within the maximum wait; no job was started.",
@@ -400,11 +371,11 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
             return job.summary()
         event = _outcome.job_event(job)
         if event is None:
-            trigger = self._trigger(job.uuid or "", deadline, cancel=True)
             if self.deferrable:
                 self.log.info("Deferring until indexing job %s ends (%s).", job.uuid, job.describe())
+                trigger = self._trigger(job.uuid or "", deadline, cancel=True)
                 self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
-            event = self._wait(trigger)
+            event = self._wait(job.uuid or "", deadline, cancel=True)
         return self._finish(context, event)
 
     def _trigger(self, indexing_job_uuid: str, deadline: float | None, *, cancel: bool) -> GradientIndexingJobTrigger:
@@ -418,12 +389,19 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
             end_time=deadline,
             cancel_on_kill=cancel and self.cancel_on_kill,
             cancel_on_timeout=cancel,
+            error_tolerance=self.error_tolerance,
         )
 
-    def _wait(self, trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
-        """Wait in this worker with the trigger's own loop (settings read synchronously first)."""
-        trigger.hook._settings = self.hook.settings
-        return _run_trigger(trigger)
+    def _wait(self, indexing_job_uuid: str, deadline: float | None, *, cancel: bool) -> dict[str, Any]:
+        """Wait in this worker by the same rules as the trigger (``cancel``: at the deadline)."""
+        wait = JobWait(
+            indexing_job_uuid,
+            poll_interval=self.poll_interval,
+            end_time=deadline,
+            error_tolerance=self.error_tolerance,
+            cancel_on_timeout=cancel,
+        )
+        return wait_for_event(wait, self.hook, log=self.log)
 
     def _finish(self, context: Context, event: Any) -> Any:
         event = _outcome.validate_event(event)

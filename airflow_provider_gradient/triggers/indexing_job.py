@@ -41,7 +41,8 @@ class GradientIndexingJobTrigger(BaseTrigger):
     :param gradient_conn_id: The ``gradient`` connection.
     :param poll_interval: The longest wait between polls, in seconds. Polls start sooner and back
         off towards it.
-    :param end_time: Absolute deadline (epoch seconds). Past it the wait ends with ``timeout``.
+    :param end_time: Absolute deadline (epoch seconds). Past it the wait ends with ``timeout`` (also
+        while transient failures are being waited out).
     :param cancel_on_kill: Cancel the job when a user marks the deferred task failed/success or
         clears it (Airflow 3.3+ trigger ``on_kill``).
     :param cancel_on_timeout: Cancel the job when ``end_time`` passes.
