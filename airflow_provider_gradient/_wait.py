@@ -41,16 +41,20 @@ if TYPE_CHECKING:
 __all__ = [
     "DEADLINE_MARGIN",
     "DEFAULT_ERROR_TOLERANCE",
+    "MAX_ERROR_BACKOFF",
     "ErrorTolerance",
     "JobWait",
     "KnowledgeBaseWait",
     "Note",
     "Read",
+    "WatchPacing",
     "needs_data_source_detail",
 ]
 
 #: Seconds of consecutive transient failures a wait tolerates by default.
 DEFAULT_ERROR_TOLERANCE = 1800.0
+#: Longest wait between a watch's rounds while reads keep failing, as a multiple of ``poll_interval``.
+MAX_ERROR_BACKOFF = 8
 #: A wait never sleeps past its deadline, only this moment beyond it (so the deadline check sees it passed).
 DEADLINE_MARGIN = 0.05
 
@@ -356,6 +360,53 @@ class KnowledgeBaseWait(_Wait):
         if event is not None:
             self.note = None
         return event
+
+
+class WatchPacing:
+    """
+    The pace of a watch that never ends (the asset watcher's rounds over its knowledge bases).
+
+    A round comes every ``poll_interval`` (±10 % jitter). No error ends a watch: a transient one
+    is retried at the next round, any other (a deleted knowledge base, a revoked token) too, as an
+    asset watcher is meant to run forever. While rounds keep failing they back off (twice as long per
+    failed round, up to :data:`MAX_ERROR_BACKOFF` times as long), and never come sooner than a 429/503 asked.
+
+    :param poll_interval: Seconds between rounds.
+    :param rng: A random source for the jitter (reproducible tests).
+    """
+
+    def __init__(self, poll_interval: float, rng: random.Random | None = None) -> None:
+        self.poll_interval = poll_interval
+        #: How many rounds in a row had a failed read.
+        self.failures = 0
+        self._failed = False
+        self._retry_after = 0.0
+        self._rng = rng or random.Random()
+
+    def on_error(self, error: BaseException, what: str) -> Note:
+        """
+        Count a failed read in this round; the line to log about it.
+
+        :param error: What the read raised.
+        :param what: What was read, for the message (``"the jobs of knowledge base <uuid>"``).
+        """
+        self._failed = True
+        self._retry_after = max(self._retry_after, float(getattr(error, "retry_after", None) or 0.0))
+        if isinstance(error, TRANSIENT_ERRORS):
+            return logging.WARNING, f"Reading {what} failed ({error}); retrying."
+        return logging.ERROR, f"Reading {what} failed: {error}. Retrying later."
+
+    def next_read_in(self) -> float:
+        """End the round: seconds until the next one."""
+        self.failures = self.failures + 1 if self._failed else 0
+        delay = max(self._retry_after, self.delay(self.failures))
+        self._failed, self._retry_after = False, 0.0
+        return delay
+
+    def delay(self, failures: int) -> float:
+        """Seconds between rounds after ``failures`` failed rounds in a row (jittered)."""
+        factor = min(2**failures, MAX_ERROR_BACKOFF) if failures else 1
+        return self.poll_interval * factor * self._rng.uniform(0.9, 1.1)
 
 
 def needs_data_source_detail(job: IndexingJob, event: dict[str, Any] | None) -> bool:

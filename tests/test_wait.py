@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_gradient._polling import next_delay
-from airflow_provider_gradient._wait import DEADLINE_MARGIN, JobWait, KnowledgeBaseWait, Read
+from airflow_provider_gradient._wait import DEADLINE_MARGIN, JobWait, KnowledgeBaseWait, Read, WatchPacing
 from airflow_provider_gradient.exceptions import (
     GradientConfigError,
     GradientNotFoundError,
@@ -291,3 +291,32 @@ def test_kb_wait_never_cancels_and_shares_the_error_policy() -> None:
     event = wait.on_error(server_error(), T0 + 10)
     assert event is not None
     assert event["status"] == "error"
+
+
+# -------------------------------------------------------------------------------------------
+# A watch's pace (the asset watcher)
+# -------------------------------------------------------------------------------------------
+
+
+def test_watch_backoff_grows_and_is_capped() -> None:
+    pacing = WatchPacing(60)
+    normal = [pacing.delay(0) for _ in range(50)]
+    assert all(54 <= delay <= 66 for delay in normal)
+    assert len({round(delay, 3) for delay in normal}) > 1, "polls must be jittered"
+    assert 108 <= pacing.delay(1) <= 132
+    assert 432 <= pacing.delay(10) <= 528
+
+
+def test_watch_rounds_back_off_while_they_fail_and_honour_retry_after() -> None:
+    pacing = WatchPacing(10, rng=random.Random(3))
+    assert 9 <= pacing.next_read_in() <= 11
+    level, message = pacing.on_error(server_error(), "the jobs of knowledge base x")
+    assert (level, message.endswith("retrying.")) == (logging.WARNING, True)
+    assert 18 <= pacing.next_read_in() <= 22
+    pacing.on_error(server_error(), "x")
+    assert 36 <= pacing.next_read_in() <= 44
+    pacing.on_error(server_error(retry_after=500), "x")
+    assert pacing.next_read_in() == 500
+    assert 9 <= pacing.next_read_in() <= 11  # a good round: back to the normal pace
+    level, message = pacing.on_error(GradientNotFoundError(http_status=404, error_id=None, message="gone"), "x")
+    assert (level, message.endswith("Retrying later.")) == (logging.ERROR, True)

@@ -10,7 +10,6 @@ See ``docs/events.md``.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +19,8 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_gradient._api import validate_uuid
 from airflow_provider_gradient._validation import seconds
-from airflow_provider_gradient.exceptions import TRANSIENT_ERRORS, GradientConfigError, GradientError
+from airflow_provider_gradient._wait import WatchPacing
+from airflow_provider_gradient.exceptions import GradientConfigError, GradientError
 from airflow_provider_gradient.hooks.gradient import GradientHook
 from airflow_provider_gradient.models import IndexingJob, JobOutcome
 
@@ -34,8 +34,6 @@ STATE_KEY_PREFIX = "gradient.knowledge_base_events."
 SEEN_LIMIT = 64
 #: Version of the stored watermark's layout.
 STATE_VERSION = 1
-#: Longest wait between polls while the API keeps failing, as a multiple of ``poll_interval``.
-MAX_ERROR_BACKOFF = 8
 
 
 def _uuids(knowledge_base_uuid: str | None, knowledge_base_uuids: Iterable[str] | None) -> list[str]:
@@ -134,8 +132,7 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
         self.only_changed = bool(only_changed)
         self._seen: dict[str, list[str]] = {}
         self._store_usable = True
-        self._failures = 0
-        self._retry_after = 0.0
+        self._pacing = WatchPacing(self.poll_interval)
         self._hook: GradientHook | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -221,34 +218,22 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
         while True:
             async for event in self.poll():
                 yield event
-            await asyncio.sleep(max(self._retry_after, self._delay(self._failures)))
+            await asyncio.sleep(self._pacing.next_read_in())
 
     async def poll(self) -> AsyncIterator[TriggerEvent]:
         """
         One round: read each knowledge base's latest jobs once and yield the events of the jobs
         that ended since they were last seen. :meth:`run` repeats it forever.
         """
-        failed = False
-        self._retry_after = 0.0
         for kb_uuid in self.knowledge_base_uuids:
             try:
                 jobs = await self.hook.alist_knowledge_base_indexing_jobs(kb_uuid)
-            except TRANSIENT_ERRORS as err:
-                failed = True
-                self._retry_after = max(self._retry_after, float(getattr(err, "retry_after", None) or 0.0))
-                self.log.warning("Reading the jobs of knowledge base %s failed (%s); retrying.", kb_uuid, err)
-                continue
             except GradientError as err:
-                failed = True
-                self.log.error("Reading the jobs of knowledge base %s failed: %s. Retrying later.", kb_uuid, err)
+                level, message = self._pacing.on_error(err, f"the jobs of knowledge base {kb_uuid}")
+                self.log.log(level, "%s", message)
                 continue
             async for event in self._handle(kb_uuid, jobs):
                 yield event
-        self._failures = self._failures + 1 if failed else 0
-
-    def _delay(self, failures: int) -> float:
-        factor = min(2**failures, MAX_ERROR_BACKOFF) if failures else 1
-        return self.poll_interval * factor * random.uniform(0.9, 1.1)
 
     async def _handle(self, kb_uuid: str, jobs: list[IndexingJob]) -> AsyncIterator[TriggerEvent]:
         ended = sorted((job for job in jobs if job.uuid and job.is_terminal), key=_end_time)

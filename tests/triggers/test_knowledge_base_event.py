@@ -506,15 +506,6 @@ async def test_a_non_transient_error_does_not_end_the_watch(
     assert watch_emu.token not in text
 
 
-def test_error_backoff_grows_and_is_capped() -> None:
-    trigger = GradientKnowledgeBaseEventTrigger(knowledge_base_uuid=KB_A, poll_interval=60)
-    normal = [trigger._delay(0) for _ in range(50)]
-    assert all(54 <= delay <= 66 for delay in normal)
-    assert len({round(delay, 3) for delay in normal}) > 1, "polls must be jittered"
-    assert 108 <= trigger._delay(1) <= 132
-    assert 432 <= trigger._delay(10) <= 528
-
-
 def test_seen_memory_is_bounded() -> None:
     trigger = GradientKnowledgeBaseEventTrigger(knowledge_base_uuid=KB_A)
     trigger._remember(KB_A, (f"job-{index}" for index in range(SEEN_LIMIT + 10)))
