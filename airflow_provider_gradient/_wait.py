@@ -8,6 +8,7 @@ policy, the deadline and whether it cancels, the one rule for re-reading a faile
 data-source detail. They do no I/O, never sleep and are handed the clock. The drivers in
 :mod:`~airflow_provider_gradient._wait_drivers` do the reading, sleeping and cancelling: a sync one
 for the start operator's worker-side wait and the sensor's poke, an async one for the trigger.
+:class:`WatchPacing` is the pace of the asset watcher, a watch that never ends.
 
 A driver's loop::
 
