@@ -68,7 +68,7 @@ async def run_trigger(trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
         ({"timeout": timedelta(seconds=-1)}, "timeout must be greater than 0"),
         ({"database_ready_timeout": -1}, "database_ready_timeout must be greater than 0"),
         ({"knowledge_base_uuid": "my-docs"}, "knowledge_base_uuid must be a UUID"),
-        ({"knowledge_base_uuid": None}, "knowledge_base_uuid is required"),
+        ({"knowledge_base_uuid": None}, "needs knowledge_base_uuid or knowledge_base_name"),
         ({"knowledge_base_uuid": ""}, "knowledge_base_uuid is required"),
         ({"data_source_uuids": U1}, "data_source_uuids must be a list of UUID strings"),
         ({"data_source_uuids": [U1, "x"]}, r"data_source_uuids\[1\] must be a UUID"),
