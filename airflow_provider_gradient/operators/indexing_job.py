@@ -135,8 +135,8 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     ``fail_on_partial``); FAILED fails (and retries as configured); CANCELLED fails without retry;
     running past ``timeout`` cancels the job and fails.
 
-    With ``outlets`` (e.g. ``[Asset("gradient://knowledge-bases/<knowledge_base_uuid>")]``, the
-    recommended URI of a knowledge base's index) a successful task emits an asset event whose extra holds
+    With ``outlets`` (e.g. ``[knowledge_base_asset(knowledge_base_uuid)]``, the knowledge base's Asset
+    from :mod:`airflow_provider_gradient.assets`) a successful task emits an asset event whose extra holds
     ``indexing_job_uuid``, ``knowledge_base_uuid``, ``status``, ``outcome`` and ``total_tokens``.
 
     .. seealso:: ``docs/operators/start.md`` and ``example_dags/``.
