@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PACKAGE := airflow_provider_gradient
-SRC := $(PACKAGE) tests example_dags benchmarks
+SRC := $(PACKAGE) tests example_dags benchmarks docs/hooks
 
 # find_python(X.Y): a Python X.Y that runs, found by uv (`uv python find`), on PATH (pythonX.Y), or
 # among pyenv's installed versions; empty when there is none.
@@ -87,9 +87,10 @@ system-test: $(STAMP) ## Real multi-process Airflow + PostgreSQL + emulator syst
 OLDEST_VENV ?= .venv-oldest
 OLDEST_PYTHON ?= $(or $(call find_python,3.10),python3.10)
 # The docs build, the release artifacts and a DAG run (OpenLineage) stay in `make test`.
-# The docs build, the release artifacts, a DAG run (OpenLineage) and the check that .venv holds the
-# locked versions stay in `make test`.
-OLDEST_SKIP := tests/test_docs_build.py tests/test_openlineage.py tests/test_release.py tests/test_constraints.py
+# The docs (built and rendered: signatures print differently across versions), the release artifacts,
+# a DAG run (OpenLineage) and the check that .venv holds the locked versions stay in `make test`.
+OLDEST_SKIP := tests/test_docs_build.py tests/test_docs_pages.py tests/test_openlineage.py tests/test_release.py \
+	tests/test_constraints.py
 OLDEST_TESTS ?= $(filter-out $(OLDEST_SKIP),$(wildcard tests/test_*.py)) tests/hooks tests/operators tests/sensors tests/triggers tests/links
 OLDEST_PYTEST_ARGS ?= -m "not airflow_db and not system and not ui"
 OLDEST_STAMP := $(OLDEST_VENV)/.installed-stamp
@@ -123,16 +124,28 @@ test-newest: ## Unit suite on the newest Python and the newest releases of every
 
 .PHONY: upgrade-deps
 upgrade-deps: $(STAMP) ## Re-resolve constraints/pyX.Y.txt with the newest releases pyproject.toml allows
+	$(MAKE) lock LOCK_ARGS=--upgrade
+	@echo "Refreshed $(LOCKS). Run make clean test to try them."
+
+.PHONY: lock
+lock: $(STAMP) ## Re-resolve constraints/pyX.Y.txt after a pyproject.toml change, keeping the pins it allows
 	for version in $(LOCK_PYTHONS); do \
-		$(BIN)/python -m uv pip compile pyproject.toml --all-extras --upgrade --quiet \
+		$(BIN)/python -m uv pip compile pyproject.toml --all-extras $(LOCK_ARGS) --quiet \
 			--python-version $$version --python-platform linux --no-annotate \
 			--custom-compile-command "make upgrade-deps" -o constraints/py$$version.txt || exit 1; \
 	done
-	@echo "Refreshed $(LOCKS). Run make clean test to try them."
 
 .PHONY: docs
 docs: $(STAMP) ## Build the documentation site into site/ (mkdocs --strict: warnings are errors)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+.PHONY: docs-render
+docs-render: $(STAMP) ## Write what the docs pages show from the code (examples, parameters, API) into them
+	$(BIN)/python docs/hooks/gradient_docs.py
+
+.PHONY: docs-serve
+docs-serve: $(STAMP) ## Serve the documentation site at http://127.0.0.1:8000, rebuilt on every change
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # --- Release artifacts -------------------------------------------------------------------------
 .PHONY: dist
