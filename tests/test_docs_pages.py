@@ -6,6 +6,7 @@ from the code is written into the page (``make docs-render``), and each page equ
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import re
 import subprocess
 import sys
@@ -68,3 +69,34 @@ def test_every_relative_link_of_the_readme_and_the_docs_exists() -> None:
             if not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert not broken, broken
+
+
+def test_the_tuning_numbers_have_one_home() -> None:
+    """The poll-interval rule and the cost of a job are stated on docs/tuning.md only, from the code."""
+    import dataclasses
+
+    from airflow_provider_gradient._polling import FIRST_POLL_FRACTION, GROWTH
+    from airflow_provider_gradient._settings import ClientSettings
+    from airflow_provider_gradient.hooks._budget import RequestBudget
+
+    times = "\N{MULTIPLICATION SIGN}"
+    rule = re.compile(rf"\d(?:\.\d+)?\s*(?:s\s*)?[{times}x]\s*\*?N\b")  # "1.2 times N", "0.8 s times N"
+    formula = re.compile(r"/\s*`?poll_interval`?\s*\+\s*\d")  # "T / poll_interval + 5"
+    elsewhere = [
+        f"{page.relative_to(ROOT)}: {match.group(0)}"
+        for page in [ROOT / "README.md", *PAGES]
+        if page.name != "tuning.md"
+        for pattern in (rule, formula)
+        for match in pattern.finditer(page.read_text())
+    ]
+    assert not elsewhere, f"state tuning numbers in docs/tuning.md and link to it: {elsewhere}"
+
+    tuning = (ROOT / "docs" / "tuning.md").read_text()
+    hourly = {field.name: field.default for field in dataclasses.fields(ClientSettings)}["requests_per_hour"]
+    headroom = inspect.signature(RequestBudget).parameters["headroom"].default
+    sustained = hourly * headroom  # what one token sustains an hour
+    assert f"{sustained:,.0f} requests an hour" in tuning
+    factor = 3600 / (sustained * 2 / 3)  # the steady load kept at two thirds of it
+    assert f"**`poll_interval` (seconds) \N{GREATER-THAN OR EQUAL TO} {factor:.1f} {times} *N***" in tuning
+    assert f"`poll_interval / {round(1 / FIRST_POLL_FRACTION)}`" in tuning
+    assert f"{GROWTH} times longer" in tuning
