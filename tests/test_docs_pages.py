@@ -100,3 +100,18 @@ def test_the_tuning_numbers_have_one_home() -> None:
     assert f"**`poll_interval` (seconds) \N{GREATER-THAN OR EQUAL TO} {factor:.1f} {times} *N***" in tuning
     assert f"`poll_interval / {round(1 / FIRST_POLL_FRACTION)}`" in tuning
     assert f"{GROWTH} times longer" in tuning
+
+
+def test_every_install_command_works_today() -> None:
+    """No page tells a user to install the package from the index before a release exists there."""
+    from airflow_provider_gradient import __version__
+
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    released = re.search(rf"^## \[{re.escape(__version__)}\]", changelog, re.M) is not None
+    wrong = [
+        f"{page.relative_to(ROOT)}: {match.group(0)}"
+        for page in [ROOT / "README.md", *PAGES]
+        if page.name != "releasing.md"
+        for match in re.finditer(r"pip install \"?airflow-provider-gradient\b[^\s`]*", page.read_text())
+    ]
+    assert released or not wrong, f"not on the package index yet: install from a clone or a wheel: {wrong}"
