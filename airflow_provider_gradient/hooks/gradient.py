@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -297,6 +297,22 @@ class GradientHook(BaseHook):
                 return
             op = _api.next_page(first, getattr(page, "next_url", None), current, seen)
 
+    async def _apages(self, first: _api.Operation[T], items: Callable[[T], list[Item]]) -> AsyncIterator[Item]:
+        """Async :meth:`_pages`."""
+        op: _api.Operation[T] | None = first
+        seen: set[int] = set()
+        while op is not None:
+            page = await self.arun(op)
+            page_items = items(page)
+            for item in page_items:
+                yield item
+            meta = getattr(page, "meta", None)
+            current = (meta.page if meta and meta.page else None) or int((op.params or {}).get("page", 1))
+            seen.add(current)
+            if not page_items or (meta is not None and meta.pages is not None and current >= meta.pages):
+                return
+            op = _api.next_page(first, getattr(page, "next_url", None), current, seen)
+
     # ----------------------------------------------------------------------------------------
     # Indexing jobs
     # ----------------------------------------------------------------------------------------
@@ -407,6 +423,18 @@ class GradientHook(BaseHook):
         """Every knowledge base, following ``links.pages.next``."""
         return self._pages(_api.list_knowledge_bases(None, per_page), lambda page: page.knowledge_bases)
 
+    def knowledge_base_uuid_for(self, knowledge_base_name: str) -> str:
+        """
+        The uuid of the knowledge base named ``knowledge_base_name`` (exact match), read from the
+        list of knowledge bases (every page).
+
+        :raises GradientConfigError: No knowledge base has that name, or several have.
+        """
+        kbs = self._pages(_api.list_knowledge_bases(None, _api.MAX_PER_PAGE), lambda page: page.knowledge_bases)
+        uuid = _api.pick_knowledge_base(knowledge_base_name, kbs)
+        self.log.info("Knowledge base %r is %s.", knowledge_base_name, uuid)
+        return uuid
+
     def list_knowledge_base_data_sources(
         self, knowledge_base_uuid: str, page: int | None = None, per_page: int | None = None
     ) -> KnowledgeBaseDataSourcePage:
@@ -453,3 +481,11 @@ class GradientHook(BaseHook):
     async def alist_knowledge_base_indexing_jobs(self, knowledge_base_uuid: str) -> list[IndexingJob]:
         """Async :meth:`list_knowledge_base_indexing_jobs`."""
         return await self.arun(_api.list_knowledge_base_indexing_jobs(knowledge_base_uuid))
+
+    async def aknowledge_base_uuid_for(self, knowledge_base_name: str) -> str:
+        """Async :meth:`knowledge_base_uuid_for`."""
+        first = _api.list_knowledge_bases(None, _api.MAX_PER_PAGE)
+        kbs = [kb async for kb in self._apages(first, lambda page: page.knowledge_bases)]
+        uuid = _api.pick_knowledge_base(knowledge_base_name, kbs)
+        self.log.info("Knowledge base %r is %s.", knowledge_base_name, uuid)
+        return uuid

@@ -14,6 +14,8 @@ from airflow_provider_gradient import _outcome
 from airflow_provider_gradient._polling import next_delay
 from airflow_provider_gradient._validation import (
     is_template,
+    knowledge_base_name,
+    one_knowledge_base,
     optional_seconds,
     optional_uuid,
     seconds,
@@ -56,6 +58,8 @@ class _GradientOperatorMixin:
     """What both operators share: the connection and a best-effort, bounded cancel."""
 
     gradient_conn_id: str
+    knowledge_base_uuid: str | None
+    knowledge_base_name: str | None
     log: Any
 
     @cached_property
@@ -64,6 +68,16 @@ class _GradientOperatorMixin:
         from airflow_provider_gradient.hooks.gradient import GradientHook
 
         return GradientHook(gradient_conn_id=self.gradient_conn_id)
+
+    def _resolve_knowledge_base(self, known: str | None = None) -> None:
+        """
+        With ``knowledge_base_name``: its uuid becomes ``knowledge_base_uuid``, read from the list of
+        knowledge bases once per task try (``known``, a uuid this try already has, spares the read).
+        """
+        if self.knowledge_base_name is None or self.knowledge_base_uuid is not None:
+            return
+        name = knowledge_base_name(self.knowledge_base_name)
+        self.knowledge_base_uuid = known or self.hook.knowledge_base_uuid_for(name)
 
     def _cancel_bounded(self, indexing_job_uuid: str, reason: str, timeout: float = ON_KILL_TIMEOUT) -> bool:
         """Cancel a job without ever raising or blocking longer than ``timeout``."""
@@ -87,13 +101,16 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     ``fail_on_partial``); FAILED fails (and retries as configured); CANCELLED fails without retry;
     running past ``timeout`` cancels the job and fails.
 
-    With ``outlets`` (e.g. ``[Asset("gradient://knowledge-bases/<knowledge_base_uuid>")]``, the
-    recommended URI of a knowledge base's index) a successful task emits an asset event whose extra holds
+    With ``outlets`` (e.g. ``[knowledge_base_asset(knowledge_base_uuid)]``, the knowledge base's Asset
+    from :mod:`airflow_provider_gradient.assets`) a successful task emits an asset event whose extra holds
     ``indexing_job_uuid``, ``knowledge_base_uuid``, ``status``, ``outcome`` and ``total_tokens``.
 
     .. seealso:: ``docs/operators/start.md`` and ``example_dags/``.
 
     :param knowledge_base_uuid: The knowledge base to index. (templated)
+    :param knowledge_base_name: Or its name, as the console shows it (exactly one of the two): looked
+        up in the list of knowledge bases once per task try; no match or several matches fail the
+        task before anything starts. (templated)
     :param data_source_uuids: Only these data sources (a list); ``None`` indexes all. (templated)
     :param gradient_conn_id: The ``gradient`` connection. (templated)
     :param wait_for_completion: Wait for the job to end; ``False`` returns once it is started.
@@ -118,7 +135,12 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         A retry reattaches to the job.
     """
 
-    template_fields: Sequence[str] = ("knowledge_base_uuid", "data_source_uuids", "gradient_conn_id")
+    template_fields: Sequence[str] = (
+        "knowledge_base_uuid",
+        "knowledge_base_name",
+        "data_source_uuids",
+        "gradient_conn_id",
+    )
     template_fields_renderers = {"data_source_uuids": "json"}
     ui_color = "#0069ff"
     ui_fgcolor = "#ffffff"
@@ -132,7 +154,8 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     def __init__(
         self,
         *,
-        knowledge_base_uuid: str,
+        knowledge_base_uuid: str | None = None,
+        knowledge_base_name: str | None = None,
         data_source_uuids: list[str] | None = None,
         gradient_conn_id: str = "gradient_default",
         wait_for_completion: bool = True,
@@ -147,7 +170,9 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        one_knowledge_base(type(self).__name__, knowledge_base_uuid, knowledge_base_name)
         self.knowledge_base_uuid = knowledge_base_uuid
+        self.knowledge_base_name = knowledge_base_name
         self.data_source_uuids = data_source_uuids
         self.gradient_conn_id = gradient_conn_id
         self.wait_for_completion = wait_for_completion
@@ -176,6 +201,8 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         ds = self.data_source_uuids
         if parse_time and (is_template(kb) or not isinstance(kb, (str, type(None)))):
             kb_checked = ""
+        elif kb is None and self.knowledge_base_name is not None:
+            kb_checked = ""  # not looked up yet: see _resolve_knowledge_base
         else:
             kb_checked = optional_uuid(kb, "knowledge_base_uuid", required=True) or ""
         ds_checked = None if parse_time and is_template(ds) else uuid_list_or_none(ds, "data_source_uuids")
@@ -192,6 +219,8 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         """Start (or reattach to) the job, publish its link, then wait as configured."""
+        self._inputs()  # rendered values are checked before any request
+        self._resolve_knowledge_base()
         knowledge_base_uuid, data_source_uuids = self._inputs()
         deadline = self._deadline()
         job = self._reattach(context) or self._start(context, knowledge_base_uuid, data_source_uuids, deadline)
@@ -200,6 +229,7 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     def execute_after_running_job(self, context: Context, event: Any = None, deadline: float | None = None) -> Any:
         """Resume after waiting (deferred) for a job that was already running: now start ours."""
         event = _outcome.validate_event(event)
+        self._resolve_knowledge_base(event.get("knowledge_base_uuid"))
         if event["status"] == "timeout":
             raise GradientJobTimeoutError(
                 f"Knowledge base {self.knowledge_base_uuid} was still busy with indexing job "
@@ -454,13 +484,20 @@ class GradientCancelIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     :param indexing_job_uuid: The job to cancel. (templated)
     :param knowledge_base_uuid: Cancel this knowledge base's running job (when no job uuid is
         given). (templated)
+    :param knowledge_base_name: Or the knowledge base's name, as the console shows it (not with
+        ``knowledge_base_uuid``); looked up only when there is no job uuid. (templated)
     :param gradient_conn_id: The ``gradient`` connection. (templated)
     :param wait_for_cancellation: Wait until the job reports it has ended.
     :param cancellation_timeout: The maximum wait for that (seconds or timedelta).
     :param poll_interval: Seconds between polls while waiting.
     """
 
-    template_fields: Sequence[str] = ("indexing_job_uuid", "knowledge_base_uuid", "gradient_conn_id")
+    template_fields: Sequence[str] = (
+        "indexing_job_uuid",
+        "knowledge_base_uuid",
+        "knowledge_base_name",
+        "gradient_conn_id",
+    )
     ui_color = "#ff6b6b"
 
     def __init__(
@@ -468,6 +505,7 @@ class GradientCancelIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         *,
         indexing_job_uuid: str | None = None,
         knowledge_base_uuid: str | None = None,
+        knowledge_base_name: str | None = None,
         gradient_conn_id: str = "gradient_default",
         wait_for_cancellation: bool = False,
         cancellation_timeout: float | timedelta = 300.0,
@@ -475,13 +513,15 @@ class GradientCancelIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if indexing_job_uuid is None and knowledge_base_uuid is None:
+        if indexing_job_uuid is None and knowledge_base_uuid is None and knowledge_base_name is None:
             raise GradientConfigError(
                 "GradientCancelIndexingJobOperator needs indexing_job_uuid (e.g. the start task's XCom "
-                "'indexing_job_uuid') or knowledge_base_uuid."
+                "'indexing_job_uuid'), knowledge_base_uuid or knowledge_base_name."
             )
+        one_knowledge_base(type(self).__name__, knowledge_base_uuid, knowledge_base_name, required=False)
         self.indexing_job_uuid = indexing_job_uuid
         self.knowledge_base_uuid = knowledge_base_uuid
+        self.knowledge_base_name = knowledge_base_name
         self.gradient_conn_id = gradient_conn_id
         self.wait_for_cancellation = wait_for_cancellation
         self.cancellation_timeout = seconds(cancellation_timeout, "cancellation_timeout")
@@ -526,6 +566,9 @@ class GradientCancelIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
                 self.log.info("Indexing job %s does not exist; nothing to cancel.", uuid)
                 return None
         kb = optional_uuid(self.knowledge_base_uuid, "knowledge_base_uuid")
+        if kb is None and self.knowledge_base_name is not None:
+            self._resolve_knowledge_base()
+            kb = self.knowledge_base_uuid
         if kb:
             job = self.hook.get_knowledge_base(kb).knowledge_base.last_indexing_job
             if job is not None and job.uuid and not job.is_terminal:

@@ -17,7 +17,13 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_gradient import _outcome
-from airflow_provider_gradient._validation import is_template, optional_uuid, seconds
+from airflow_provider_gradient._validation import (
+    is_template,
+    knowledge_base_name,
+    one_knowledge_base,
+    optional_uuid,
+    seconds,
+)
 from airflow_provider_gradient._wait import DEFAULT_ERROR_TOLERANCE, JobWait, KnowledgeBaseWait
 from airflow_provider_gradient._wait_drivers import step
 from airflow_provider_gradient.exceptions import GradientConfigError, GradientJobError
@@ -47,6 +53,9 @@ class GradientIndexingJobSensor(BaseSensorOperator):
 
     :param indexing_job_uuid: The job to wait for. (templated)
     :param knowledge_base_uuid: The knowledge base to wait for. (templated)
+    :param knowledge_base_name: Or its name, as the console shows it: looked up in the list of
+        knowledge bases once per task try (in reschedule mode, once per poke); no match or several
+        matches fail the task. (templated)
     :param indexed_after: Knowledge-base mode: ISO-8601 time the latest job must have finished at or
         after; older successes keep the sensor waiting. (templated)
     :param gradient_conn_id: The ``gradient`` connection. (templated)
@@ -60,7 +69,13 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         ``timeout`` bounds the wait.
     """
 
-    template_fields: Sequence[str] = ("indexing_job_uuid", "knowledge_base_uuid", "indexed_after", "gradient_conn_id")
+    template_fields: Sequence[str] = (
+        "indexing_job_uuid",
+        "knowledge_base_uuid",
+        "knowledge_base_name",
+        "indexed_after",
+        "gradient_conn_id",
+    )
     ui_color = "#0069ff"
     ui_fgcolor = "#ffffff"
 
@@ -69,6 +84,7 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         *,
         indexing_job_uuid: str | None = None,
         knowledge_base_uuid: str | None = None,
+        knowledge_base_name: str | None = None,
         indexed_after: str | None = None,
         gradient_conn_id: str = "gradient_default",
         fail_on_partial: bool = False,
@@ -78,17 +94,19 @@ class GradientIndexingJobSensor(BaseSensorOperator):
     ) -> None:
         kwargs.setdefault("poke_interval", 60.0)
         super().__init__(**kwargs)
-        if (indexing_job_uuid is None) == (knowledge_base_uuid is None):
+        one_knowledge_base(type(self).__name__, knowledge_base_uuid, knowledge_base_name, required=False)
+        if [indexing_job_uuid, knowledge_base_uuid, knowledge_base_name].count(None) != 2:
             raise GradientConfigError(
-                "GradientIndexingJobSensor needs exactly one of indexing_job_uuid (wait for a job) or "
-                "knowledge_base_uuid (wait until the knowledge base is fresh)."
+                "GradientIndexingJobSensor needs exactly one of indexing_job_uuid (wait for a job), "
+                "knowledge_base_uuid or knowledge_base_name (wait until the knowledge base is fresh)."
             )
         if indexed_after is not None and indexing_job_uuid is not None:
-            raise GradientConfigError("indexed_after only applies with knowledge_base_uuid.")
+            raise GradientConfigError("indexed_after only applies with knowledge_base_uuid or knowledge_base_name.")
         if self.poke_interval <= 0:
             raise GradientConfigError(f"poke_interval must be greater than 0, got {self.poke_interval!r}.")
         self.indexing_job_uuid = indexing_job_uuid
         self.knowledge_base_uuid = knowledge_base_uuid
+        self.knowledge_base_name = knowledge_base_name
         self.indexed_after = indexed_after
         self.gradient_conn_id = gradient_conn_id
         self.fail_on_partial = fail_on_partial
@@ -114,10 +132,18 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         return GradientHook(gradient_conn_id=self.gradient_conn_id)
 
     def _targets(self) -> tuple[str | None, str | None]:
-        job = optional_uuid(self.indexing_job_uuid, "indexing_job_uuid", required=self.knowledge_base_uuid is None)
-        kb = None if job else optional_uuid(self.knowledge_base_uuid, "knowledge_base_uuid", required=True)
+        by_name = self.knowledge_base_name is not None and self.knowledge_base_uuid is None
+        job = optional_uuid(
+            self.indexing_job_uuid, "indexing_job_uuid", required=self.knowledge_base_uuid is None and not by_name
+        )
         _outcome.parse_time(self.indexed_after)  # rendered: checked before any request
-        return job, kb
+        if job:
+            return job, None
+        if by_name:
+            # Looked up once: the uuid stays on this instance for the next pokes.
+            name = knowledge_base_name(self.knowledge_base_name)
+            self.knowledge_base_uuid = self.hook.knowledge_base_uuid_for(name)
+        return None, optional_uuid(self.knowledge_base_uuid, "knowledge_base_uuid", required=True)
 
     def _wait(self) -> JobWait | KnowledgeBaseWait:
         """This run's wait (kept across pokes, so the error tolerance spans them)."""

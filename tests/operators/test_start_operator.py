@@ -70,7 +70,7 @@ async def run_trigger(trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
         ({"error_tolerance": 0}, "error_tolerance must be greater than 0"),
         ({"error_tolerance": "1h"}, "error_tolerance must be seconds"),
         ({"knowledge_base_uuid": "my-docs"}, "knowledge_base_uuid must be a UUID"),
-        ({"knowledge_base_uuid": None}, "knowledge_base_uuid is required"),
+        ({"knowledge_base_uuid": None}, "needs knowledge_base_uuid or knowledge_base_name"),
         ({"knowledge_base_uuid": ""}, "knowledge_base_uuid is required"),
         ({"data_source_uuids": U1}, "data_source_uuids must be a list of UUID strings"),
         ({"data_source_uuids": [U1, "x"]}, r"data_source_uuids\[1\] must be a UUID"),

@@ -224,8 +224,8 @@ def test_hash_is_stable_and_tells_configurations_apart() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({}, "knowledge_base_uuid or knowledge_base_uuids"),
-        ({"knowledge_base_uuids": []}, "knowledge_base_uuid or knowledge_base_uuids"),
+        ({}, "knowledge_base_uuid, knowledge_base_uuids or knowledge_base_name"),
+        ({"knowledge_base_uuids": []}, "knowledge_base_uuid, knowledge_base_uuids or knowledge_base_name"),
         ({"knowledge_base_uuid": "not-a-uuid"}, "knowledge_base_uuids"),
         ({"knowledge_base_uuids": KB_A}, "list of uuids"),
         ({"knowledge_base_uuid": KB_A, "poll_interval": 0}, "poll_interval"),
