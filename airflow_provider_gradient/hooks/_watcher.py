@@ -94,6 +94,7 @@ class JobWatcher:
         self._last_start = -math.inf
         self._last_pages = 0
         self._failed_in_row = 0
+        self._last_forget = time.monotonic()
         self._paused_until = -math.inf  # monotonic: sweeps pause after failures
         self.closed = False
         #: Counters for benchmarks and tests: sweeps made, pages read, reads served, sweeps failed.
@@ -109,6 +110,11 @@ class JobWatcher:
     def watched(self) -> int:
         """How many jobs it watches now."""
         return len(self._created)
+
+    @property
+    def remembered(self) -> int:
+        """How many jobs it remembers reads of (watched or not)."""
+        return len(self._last_read)
 
     def learn(self, job: IndexingJob) -> None:
         """Note a job read by its own GET: watch it while it runs, forget it once it has ended."""
@@ -130,6 +136,8 @@ class JobWatcher:
             gap = now - last
             self._gap[uuid] = gap if uuid not in self._gap else (self._gap[uuid] + gap) / 2
         self._last_read[uuid] = now
+        if now - self._last_forget > FORGET_AFTER:
+            self._forget_idle(now)  # also when no sweep runs (few waits): a triggerer lives long
         if (
             self.closed
             or now < self._paused_until
@@ -217,6 +225,7 @@ class JobWatcher:
         return statistics.median(gaps) if gaps else None
 
     def _forget_idle(self, now: float) -> None:
+        self._last_forget = now
         for uuid, last in list(self._last_read.items()):
             if now - last > max(FORGET_AFTER, 4 * self._gap.get(uuid, 0.0)):
                 del self._last_read[uuid]
