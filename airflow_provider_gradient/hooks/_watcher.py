@@ -95,6 +95,7 @@ class JobWatcher:
         self._last_pages = 0
         self._failed_in_row = 0
         self._last_forget = time.monotonic()
+        self._share = 1.0  # the share of the watched jobs' reads one sweep gathers (expected)
         self._paused_until = -math.inf  # monotonic: sweeps pause after failures
         self.closed = False
         #: Counters for benchmarks and tests: sweeps made, pages read, reads served, sweeps failed.
@@ -142,7 +143,7 @@ class JobWatcher:
             self.closed
             or now < self._paused_until
             or uuid not in self._created
-            or not _sweep.worth_sweeping(len(self._created))
+            or not _sweep.worth_sweeping(len(self._created) * self._share)
         ):
             return None
         future: asyncio.Future[IndexingJob | None] = asyncio.get_running_loop().create_future()
@@ -165,7 +166,7 @@ class JobWatcher:
                         if not self._pending:
                             return
                     continue
-                gap = _sweep.sweep_gap(self._poll_gap(), self._last_pages, self._per_minute)
+                gap = self._gap_now()
                 delay = self._last_start + gap - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)  # reads arriving meanwhile join this sweep
@@ -219,6 +220,13 @@ class JobWatcher:
         self._last_pages = len(sweep.read)
         return sweep.found
 
+    def _gap_now(self) -> float:
+        """The time between sweeps now; also updates the share of reads a sweep can expect."""
+        poll_gap = self._poll_gap()
+        gap = _sweep.sweep_gap(poll_gap, self._last_pages, self._per_minute)
+        self._share = _sweep.expected_batch(1, poll_gap, gap)
+        return gap
+
     def _poll_gap(self) -> float | None:
         """How often the waits read their jobs (the median of the jobs' read intervals)."""
         gaps = [self._gap[uuid] for uuid in self._created if uuid in self._gap]
@@ -231,6 +239,7 @@ class JobWatcher:
                 del self._last_read[uuid]
                 self._gap.pop(uuid, None)
                 self._created.pop(uuid, None)
+        self._gap_now()
 
 
 def _answer(futures: list[asyncio.Future[Any]], job: IndexingJob | None) -> None:
