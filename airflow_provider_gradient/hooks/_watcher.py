@@ -8,14 +8,16 @@ loop and token registers the job (the first read of a job is its own GET, which 
 ``created_at``); later reads queue for the next sweep, which starts at most
 :func:`~airflow_provider_gradient._sweep.sweep_gap` after the previous one, so every read that
 arrives meanwhile is served by the same pages. A read the sweep could not serve (the job was not
-seen, too few jobs are watched for a sweep to pay, the sweep failed) is answered with ``None``, and
-the hook reads that job by its own GET: a watcher never fails a wait.
+seen, too few jobs are watched for a sweep to pay, the sweep failed, sweeps pause after failures)
+is answered with ``None``, and the hook reads that job by its own GET: a watcher never fails a
+wait.
 
-The watcher lives in memory only: it stops when nothing has been read for :data:`IDLE` seconds or
+The watcher lives in memory only: it stops when no read has queued for :data:`IDLE` seconds or
 its loop ends, and the next read builds a new one. A restarted or handed-over trigger therefore
 needs nothing from it. Its list requests go through the token's request budget as background
 traffic, like the polls they replace, and are not retried: a failed sweep is replaced by the
-per-job GETs at once.
+per-job GETs at once, and sweeps pause for a while
+(:func:`~airflow_provider_gradient._sweep.pause_after_failures`).
 """
 
 from __future__ import annotations
