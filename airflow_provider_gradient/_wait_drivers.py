@@ -6,7 +6,9 @@ sensor's poke; one async driver (:func:`astep`, :func:`await_event`) serves the 
 (what to read, when, what an answer or an error means, when the deadline cancels) are the wait's;
 a driver only carries them out with a :class:`~airflow_provider_gradient.hooks.gradient.GradientHook`.
 
-The async driver reads the job through one call site, :func:`_aread_job`.
+The async driver reads the job through one call site, :func:`_aread_job`: the hook's
+:meth:`~airflow_provider_gradient.hooks.gradient.GradientHook.aobserve_indexing_job`, which serves the
+waits on one event loop and token from sweeps of the job list where that is cheaper than a GET per job.
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ def wait_for_event(
 
 async def _aread_job(hook: GradientHook, uuid: str, read_job: ReadJob | None) -> IndexingJob:
     """The one place the async driver reads a job."""
-    return await (read_job or hook.aget_indexing_job)(uuid)
+    return await (read_job or hook.aobserve_indexing_job)(uuid)
 
 
 async def _aread(hook: GradientHook, read: Read, read_job: ReadJob | None) -> Any:
@@ -162,7 +164,8 @@ async def astep(
     """
     One poll, as :func:`step`, on the event loop.
 
-    :param read_job: How to read a job (default: ``hook.aget_indexing_job``).
+    :param read_job: How to read a job (default: ``hook.aobserve_indexing_job``: many waits on one loop
+        share the job watcher's sweeps).
     """
     while True:
         try:
@@ -206,7 +209,8 @@ async def await_event(
     :param wait: The wait.
     :param hook: The hook to read (and cancel) with.
     :param log: Where the notes go.
-    :param read_job: How to read a job (default: ``hook.aget_indexing_job``).
+    :param read_job: How to read a job (default: ``hook.aobserve_indexing_job``: many waits on one loop
+        share the job watcher's sweeps).
     :param clock: The current time (epoch seconds).
     :param sleep: How to wait between reads.
     """
