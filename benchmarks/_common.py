@@ -24,7 +24,15 @@ class EmulatorProcess:
     """The emulator in a child process (``emulator_server.py``), driven through its control API."""
 
     def __init__(
-        self, *, per_minute: int = 0, per_hour: int = 0, window_scale: float = 1.0, speed: float = 1.0
+        self,
+        *,
+        per_minute: int = 0,
+        per_hour: int = 0,
+        window_scale: float = 1.0,
+        speed: float = 1.0,
+        headers: str = "binding",
+        list_order: str | None = None,
+        prior_hour: int = 0,
     ) -> None:
         self.args = [
             "--per-minute",
@@ -35,6 +43,11 @@ class EmulatorProcess:
             str(window_scale),
             "--speed",
             str(speed),
+            "--headers",
+            headers,
+            "--prior-hour",
+            str(prior_hour),
+            *(["--list-order", list_order] if list_order is not None else []),
         ]
         self.process: subprocess.Popen[str] | None = None
         self.base_url = ""
