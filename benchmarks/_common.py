@@ -111,6 +111,26 @@ class EmulatorProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def watcher_available() -> bool:
+    """Whether this checkout's hook has the event loop's job watcher (``aobserve_indexing_job``)."""
+    from airflow_provider_gradient.hooks.gradient import GradientHook
+
+    return hasattr(GradientHook, "aobserve_indexing_job")
+
+
+def use_per_job_get() -> None:
+    """Make this process's triggers poll as before the watcher: a GET of their own job per poll.
+
+    The shipped trigger observes its job through ``GradientHook.aobserve_indexing_job``; pointing
+    that at the hook's per-job read (``aget_indexing_job``, the same contract) gives today's
+    per-job-GET trigger out of the shipped code. Without the watcher the trigger already does that.
+    """
+    from airflow_provider_gradient.hooks.gradient import GradientHook
+
+    if watcher_available():
+        GradientHook.aobserve_indexing_job = GradientHook.aget_indexing_job  # type: ignore[method-assign,unused-ignore]
+
+
 def conn_env(base_url: str, **extra: Any) -> dict[str, str]:
     """``AIRFLOW_CONN_GRADIENT_DEFAULT`` pointing at the emulator, with these extras."""
     value = {"conn_type": "gradient", "host": base_url, "password": TOKEN, "extra": extra}

@@ -51,7 +51,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import TOKEN, EmulatorProcess, conn_env, percentile, table, write_result
+from _common import (
+    TOKEN,
+    EmulatorProcess,
+    conn_env,
+    percentile,
+    table,
+    use_per_job_get,
+    watcher_available,
+    write_result,
+)
 
 PER_MINUTE, PER_HOUR = 250, 5000
 PENDING = 10.0  # real seconds a job is PENDING
@@ -111,13 +120,6 @@ def emulator_orders() -> bool:
     return "list_order" in inspect.signature(GradientEmulator).parameters
 
 
-def watcher_available() -> bool:
-    """Whether this checkout has the watcher (``GradientHook.aobserve_indexing_job``)."""
-    from airflow_provider_gradient.hooks.gradient import GradientHook
-
-    return hasattr(GradientHook, "aobserve_indexing_job")
-
-
 # ----------------------------------------------------------------------------------------------
 # client process
 # ----------------------------------------------------------------------------------------------
@@ -139,9 +141,8 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
 
     scale, base_url, wait_kind = spec["scale"], spec["base_url"], spec["wait"]
     _compress_time(scale)
-    if wait_kind == "per_job" and watcher_available():
-        # Today's trigger: every poll a GET of its own job (the hook's per-job read, as shipped).
-        GradientHook.aobserve_indexing_job = GradientHook.aget_indexing_job  # type: ignore[method-assign,unused-ignore]
+    if wait_kind == "per_job":
+        use_per_job_get()  # today's trigger: every poll a GET of its own job
     if wait_kind == "watcher" and not watcher_available():
         raise SystemExit("this checkout has no watcher (GradientHook.aobserve_indexing_job)")
     settings = await GradientHook().asettings()
