@@ -90,10 +90,11 @@ SCENARIOS = {
         jobs=1000, arrivals=60.0, running=(60.0, 600.0), headers="hourly", prior_hour=2000, others_per_minute=100.0
     ),
 }
-#: How each way of waiting polls: poll_interval (real s) and whether it goes through the budget.
+#: How each way of waiting polls: poll_interval (real s; ``None``: the trigger's default) and
+#: whether it goes through the budget.
 WAITS = {
     "per_job": {"poll_interval": 600.0, "budget": True},
-    "watcher": {"poll_interval": 30.0, "budget": True},
+    "watcher": {"poll_interval": None, "budget": True},  # the trigger's default
     "fixed5": {"poll_interval": 5.0, "budget": False},
 }
 ORDERS = ("newest", "oldest", "none")
@@ -111,25 +112,34 @@ DEFAULT_RUNS = (
 )
 
 
-def emulator_orders() -> bool:
-    """Whether this checkout's emulator has the ``list_order`` setting."""
-    import inspect
-
-    from airflow_provider_gradient.testing.emulator import GradientEmulator
-
-    return "list_order" in inspect.signature(GradientEmulator).parameters
-
-
 # ----------------------------------------------------------------------------------------------
 # client process
 # ----------------------------------------------------------------------------------------------
 
 
 def _compress_time(scale: float) -> None:
-    """Divide the package's wall-clock floors by ``scale``, as the windows and the job clock are."""
+    """Run the package's own clocks ``scale`` times faster, as the windows and the job clock are.
+
+    The polling floor and the watcher's idle times are divided by ``scale``; the sweep gap (whose
+    rules are in real seconds, against a 60-second minute) is asked in real seconds and answered
+    in compressed ones.
+    """
     from airflow_provider_gradient import _polling
 
     _polling.MIN_POLL /= scale
+    if not watcher_available():
+        return
+    from airflow_provider_gradient import _sweep
+    from airflow_provider_gradient.hooks import _watcher
+
+    _watcher.IDLE /= scale
+    _watcher.FORGET_AFTER /= scale
+    sweep_gap = _sweep.sweep_gap
+
+    def compressed_gap(poll_gap: float | None, pages: int, per_minute: int) -> float:
+        return sweep_gap(None if poll_gap is None else poll_gap * scale, pages, per_minute) / scale
+
+    _sweep.sweep_gap = compressed_gap
 
 
 async def _client(spec: dict[str, Any]) -> dict[str, Any]:
@@ -257,24 +267,16 @@ async def _prepare_account(base_url: str, running: list[float], older: int) -> l
             r.raise_for_status()
         return kb
 
-    async def ended_jobs(session: aiohttp.ClientSession, index: int, count: int) -> None:
-        async with semaphore:
-            kb = await knowledge_base(session, f"old-{index}", {"duration": 0.0, "pending": 0.0})
-            for _ in range(count):  # the clock is frozen: each job ends as it starts
-                async with session.post(f"/_emulator/knowledge_bases/{kb}/jobs", json={}) as r:
-                    r.raise_for_status()
-
     async def watched(session: aiohttp.ClientSession, index: int, seconds: float) -> str:
         async with semaphore:
             return await knowledge_base(session, f"kb-{index}", {"duration": seconds, "pending": PENDING})
 
     async with aiohttp.ClientSession(base_url) as session:
-        per_kb = 100
-        await asyncio.gather(
-            *(ended_jobs(session, i, min(per_kb, older - i * per_kb)) for i in range((older + per_kb - 1) // per_kb))
-        )
-        async with session.post("/_emulator/clock", json={"advance": 3600.0}) as r:
-            r.raise_for_status()  # the older jobs were created an hour before the run
+        history = await knowledge_base(session, "history", {"duration": 0.0, "pending": 0.0})
+        # Ended jobs created a second apart, the newest of them an hour before the run.
+        body = {"count": older, "before": 3600.0, "spacing": 1.0}
+        async with session.post(f"/_emulator/knowledge_bases/{history}/finished_jobs", json=body) as r:
+            r.raise_for_status()
         return list(await asyncio.gather(*(watched(session, i, d) for i, d in enumerate(running))))
 
 
@@ -294,10 +296,15 @@ def run_one(run: str, scale: float, max_seconds: float, workdir: Path, jobs: int
         "headers": scenario.headers,
         "prior_hour": scenario.prior_hour,
     }
-    if emulator_orders():
-        emulator_options["list_order"] = order
-    elif order != "newest":  # without the setting the emulator lists newest first
-        raise RuntimeError(f"{run}: this checkout's emulator has no list_order setting")
+    emulator_options["list_order"] = order
+    poll_interval = config["poll_interval"]
+    if poll_interval is None:
+        import inspect
+
+        from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobTrigger
+
+        poll_interval = inspect.signature(GradientIndexingJobTrigger).parameters["poll_interval"].default
+    config = {**config, "poll_interval": poll_interval}
     with EmulatorProcess(**emulator_options) as emulator:
         kbs = asyncio.run(_prepare_account(emulator.base_url, running, OLDER_JOBS))
         spec = {
