@@ -1,7 +1,7 @@
 """Rate-limit economy: 1,000 and 4,000 concurrent jobs on ONE token, 250/min and 5,000/h.
 
 Each run puts one scenario's jobs on one token and waits for all of them in one client process
-(one event loop, like one triggerer), in one of these ways:
+per triggerer (one event loop each, like a triggerer), in one of these ways:
 
 * ``per_job``: today's trigger: the shipped ``GradientIndexingJobTrigger`` polling its own job
   with a GET (``poll_interval`` 600 s, adaptive) through the shared per-token budget. With the
@@ -17,7 +17,8 @@ Scenarios (``SCENARIOS``): ``1k``, 1,000 deferred tasks arriving within a minute
 to 20 minutes (all 4,000 running at once at the tenth minute); ``busy``, the ``1k`` jobs on a
 token busy for the past hour (2,000 requests counted, leaving the hour all the time) that
 another user keeps using (100 requests a minute), with DigitalOcean's documented headers
-(``ratelimit-remaining`` counts the hour; the minute limit shows only when it is hit). Every
+(``ratelimit-remaining`` counts the hour; the minute limit shows only when it is hit), its jobs
+waited for by two triggerers (two client processes, each with its own budget). Every
 account also holds 2,000 older, ended jobs, so the job list is longer than the watched jobs, and
 the emulator lists jobs in the run's order: ``newest`` first, ``oldest`` first or in ``none``.
 
@@ -81,13 +82,20 @@ class Scenario:
     headers: str = "binding"  # the emulator's reading of the rate-limit headers
     prior_hour: int = 0  # requests the token made in the hour before the run
     others_per_minute: float = 0.0  # requests a minute another user of the token sends
+    triggerers: int = 1  # client processes (each one event loop with its own budget) sharing the jobs
 
 
 SCENARIOS = {
     "1k": Scenario(jobs=1000, arrivals=60.0, running=(60.0, 600.0)),
     "4k": Scenario(jobs=4000, arrivals=600.0, running=(600.0, 1200.0)),
     "busy": Scenario(
-        jobs=1000, arrivals=60.0, running=(60.0, 600.0), headers="hourly", prior_hour=2000, others_per_minute=100.0
+        jobs=1000,
+        arrivals=60.0,
+        running=(60.0, 600.0),
+        headers="hourly",
+        prior_hour=2000,
+        others_per_minute=100.0,
+        triggerers=2,
     ),
 }
 #: How each way of waiting polls: poll_interval (real s; ``None``: the trigger's default) and
@@ -219,7 +227,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
     cpu_before = time.process_time()
     tasks = [
         asyncio.create_task(wait(i, kb, start / scale))
-        for i, (kb, start) in enumerate(zip(spec["kbs"], spec["starts"], strict=True))
+        for i, kb, start in zip(spec["indices"], spec["kbs"], spec["starts"], strict=True)
     ]
     done, pending = await asyncio.wait(tasks, timeout=spec["max_seconds"])
     cpu = time.process_time() - cpu_before
@@ -307,39 +315,56 @@ def run_one(run: str, scale: float, max_seconds: float, workdir: Path, jobs: int
     config = {**config, "poll_interval": poll_interval}
     with EmulatorProcess(**emulator_options) as emulator:
         kbs = asyncio.run(_prepare_account(emulator.base_url, running, OLDER_JOBS))
-        spec = {
-            "base_url": emulator.base_url,
-            "scale": scale,
-            "wait": wait_kind,
-            "kbs": kbs,
-            "starts": starts,
-            "poll_interval": config["poll_interval"],
-            "budget": config["budget"],
-            "others_per_minute": scenario.others_per_minute,
-            "max_seconds": max_seconds,
-        }
         name = run.replace(":", "-")
-        spec_path, out_path = workdir / f"spec-{name}.json", workdir / f"out-{name}.json"
-        spec_path.write_text(json.dumps(spec))
+        clients = []
+        for k in range(scenario.triggerers):  # the jobs dealt out to the triggerers in turn
+            indices = list(range(k, scenario.jobs, scenario.triggerers))
+            spec = {
+                "base_url": emulator.base_url,
+                "scale": scale,
+                "wait": wait_kind,
+                "indices": indices,
+                "kbs": [kbs[i] for i in indices],
+                "starts": [starts[i] for i in indices],
+                "poll_interval": config["poll_interval"],
+                "budget": config["budget"],
+                "others_per_minute": scenario.others_per_minute if k == 0 else 0.0,
+                "max_seconds": max_seconds,
+            }
+            spec_path, out_path = workdir / f"spec-{name}-{k}.json", workdir / f"out-{name}-{k}.json"
+            spec_path.write_text(json.dumps(spec))
+            clients.append((spec_path, out_path))
         emulator.control("DELETE", "/requests")
         extra: dict[str, Any] = {"requests_per_minute": PER_MINUTE, "requests_per_hour": PER_HOUR}
         if not config["budget"]:
             extra = {"requests_per_minute": 10**8, "requests_per_hour": 10**9}
         env = {**os.environ, **conn_env(emulator.base_url, **extra)}
         began = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, __file__, "--client", str(spec_path), str(out_path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=max_seconds + 300,
-            check=False,
-        )
-        (workdir / f"client-{name}.out").write_text(done.stdout + done.stderr)
-        if done.returncode != 0:
-            raise RuntimeError(f"client {run} failed:\n{done.stderr[-4000:]}")
+        processes = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--client", str(spec_path), str(out_path)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for spec_path, out_path in clients
+        ]
+        for k, process in enumerate(processes):
+            output, _ = process.communicate(timeout=max_seconds + 300)
+            (workdir / f"client-{name}-{k}.out").write_text(output)
+            if process.returncode != 0:
+                raise RuntimeError(f"client {k} of {run} failed:\n{output[-4000:]}")
         log = emulator.requests_log()
-    result = json.loads(out_path.read_text())
+    parts = [json.loads(out_path.read_text()) for _, out_path in clients]
+    result = {
+        "wall_seconds": max(p["wall_seconds"] for p in parts),
+        "client_cpu_seconds": sum(p["client_cpu_seconds"] for p in parts),
+        "events": {i: e for p in parts for i, e in p["events"].items()},
+        "created": {i: at for p in parts for i, at in p["created"].items()},
+        "unfinished": sum(p["unfinished"] for p in parts),
+        "crashed": [c for p in parts for c in p["crashed"]],
+    }
     return _summarise(run, scenario, config, scale, max_seconds, running, log, result) | {
         "run_seconds": time.monotonic() - began
     }
@@ -381,6 +406,7 @@ def _summarise(
         "headers": scenario.headers,
         "prior_hour": scenario.prior_hour,
         "others_per_minute": scenario.others_per_minute,
+        "triggerers": scenario.triggerers,
         "jobs": scenario.jobs,
         "most_running_at_once": _most_at_once(result["created"], seen),
         "finished": finished,
