@@ -51,6 +51,7 @@ class EmulatorProcess:
         ]
         self.process: subprocess.Popen[str] | None = None
         self.base_url = ""
+        self.started_at = 0.0  # epoch seconds when it was listening
         self.http = requests.Session()
 
     def __enter__(self) -> EmulatorProcess:
@@ -64,6 +65,7 @@ class EmulatorProcess:
         for line in self.process.stdout:
             if match := re.search(r"listening on (http://\S+)", line):
                 self.base_url = match.group(1)
+                self.started_at = time.time()
                 break
         if not self.base_url:
             self.process.kill()

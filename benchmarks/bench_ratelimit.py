@@ -16,7 +16,7 @@ Scenarios (``SCENARIOS``): ``1k``, 1,000 deferred tasks arriving within a minute
 10 s then RUNNING 1 to 10 minutes; ``4k``, 4,000 tasks arriving within 10 minutes, jobs running 10
 to 20 minutes (all 4,000 running at once at the tenth minute); ``busy``, the ``1k`` jobs on a
 token busy for the past hour (2,000 requests counted, leaving the hour all the time) that
-another user keeps using (100 requests a minute), with DigitalOcean's documented headers
+another user keeps using (30 requests a minute), with DigitalOcean's documented headers
 (``ratelimit-remaining`` counts the hour; the minute limit shows only when it is hit), its jobs
 waited for by two triggerers (two client processes, each with its own budget). Every
 account also holds 2,000 older, ended jobs, so the job list is longer than the watched jobs, and
@@ -94,7 +94,7 @@ SCENARIOS = {
         running=(60.0, 600.0),
         headers="hourly",
         prior_hour=2000,
-        others_per_minute=100.0,
+        others_per_minute=30.0,
         triggerers=2,
     ),
 }
@@ -356,6 +356,7 @@ def run_one(run: str, scale: float, max_seconds: float, workdir: Path, jobs: int
             if process.returncode != 0:
                 raise RuntimeError(f"client {k} of {run} failed:\n{output[-4000:]}")
         log = emulator.requests_log()
+        emulator_started = emulator.started_at
     parts = [json.loads(out_path.read_text()) for _, out_path in clients]
     result = {
         "wall_seconds": max(p["wall_seconds"] for p in parts),
@@ -364,6 +365,7 @@ def run_one(run: str, scale: float, max_seconds: float, workdir: Path, jobs: int
         "created": {i: at for p in parts for i, at in p["created"].items()},
         "unfinished": sum(p["unfinished"] for p in parts),
         "crashed": [c for p in parts for c in p["crashed"]],
+        "emulator_started": emulator_started,
     }
     return _summarise(run, scenario, config, scale, max_seconds, running, log, result) | {
         "run_seconds": time.monotonic() - began
@@ -395,6 +397,7 @@ def _summarise(
     throttled = sum(1 for r in ours if r["status"] == 429)
     throttled_all = sum(1 for r in everything if r["status"] == 429)
     per_window = _busiest_windows(everything, scale)
+    minute_429, hour_429 = _which_limit(everything, scale, scenario.prior_hour, result["emulator_started"])
     return {
         "run": run,
         "scenario": scenario_name,
@@ -421,6 +424,8 @@ def _summarise(
         "token_requests": len(everything),
         "token_throttled_429": throttled_all,
         "token_throttled_share": throttled_all / len(everything) if everything else 0.0,
+        "token_throttled_minute": minute_429,
+        "token_throttled_hour": hour_429,
         "requests_per_finished_job": len(ours) / finished if finished else None,
         "detection_late_p50_s": percentile(late, 0.5),
         "detection_late_p95_s": percentile(late, 0.95),
@@ -444,6 +449,23 @@ def _busiest_windows(requests: list[dict[str, Any]], scale: float) -> dict[str, 
             (bisect.bisect_right(times, t) - bisect.bisect_left(times, t - window) for t in times), default=0
         )
     return out
+
+
+def _which_limit(requests: list[dict[str, Any]], scale: float, prior: int, started: float) -> tuple[int, int]:
+    """
+    The token's 429s split by the limit they met: the hour when the accepted requests in the hour
+    before (the prior hour's still in it included) had filled it, else the minute.
+    """
+    window = 3600 / scale
+    times = sorted(r["time"] for r in requests if r["status"] != 429)
+
+    def in_hour(at: float) -> float:
+        counted = bisect.bisect_left(times, at) - bisect.bisect_right(times, at - window)
+        return counted + prior * max(0.0, 1 - (at - started) / window)
+
+    refused = [r["time"] for r in requests if r["status"] == 429]
+    hour = sum(1 for at in refused if in_hour(at) >= PER_HOUR - 1)
+    return len(refused) - hour, hour
 
 
 def _most_at_once(created: dict[str, float], seen: dict[str, float]) -> int:
