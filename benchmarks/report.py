@@ -142,6 +142,16 @@ WAIT_NAMES = {
 SCENARIO_NAMES = {"1k": "1,000 jobs", "4k": "4,000 jobs", "busy": "busy token, hourly headers"}
 
 
+def _share_429(r: dict[str, Any]) -> str | None:
+    """The token's 429 share, with how many met the minute and the hour limit."""
+    if "token_throttled_share" not in r:
+        return None
+    share = f"{100 * r['token_throttled_share']:.2g} %"
+    if r.get("token_throttled_429"):
+        share += f" ({r.get('token_throttled_minute', '?')} minute, {r.get('token_throttled_hour', '?')} hour)"
+    return share
+
+
 def ratelimit_block(rl: dict[str, Any]) -> str:
     rows = [
         [
@@ -153,7 +163,7 @@ def ratelimit_block(rl: dict[str, Any]) -> str:
             r.get("most_running_at_once"),
             r["failed"],
             r["throttled_429"],
-            f"{100 * r['token_throttled_share']:.2g} %" if "token_throttled_share" in r else None,
+            _share_429(r),
             r["requests"],
             r.get("list_requests"),
             r["requests_per_finished_job"],
@@ -172,6 +182,7 @@ def ratelimit_block(rl: dict[str, Any]) -> str:
         + (f", {s['headers']} headers" if s["headers"] != "binding" else "")
         + (f", {s['prior_hour']:,} requests in the hour before" if s["prior_hour"] else "")
         + (f", another user sending {s['others_per_minute']:g} requests/min" if s["others_per_minute"] else "")
+        + (f", {s['triggerers']} triggerers" if s.get("triggerers", 1) > 1 else ", one triggerer")
         for name, s in scenarios.items()
         if any(r.get("scenario") == name for r in rl["rows"])
     )
