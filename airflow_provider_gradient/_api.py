@@ -55,6 +55,7 @@ __all__ = [
     "get_indexing_job_report_url",
     "get_indexing_schedule",
     "get_knowledge_base",
+    "last_page_number",
     "list_indexing_job_data_sources",
     "list_indexing_jobs",
     "list_knowledge_base_data_sources",
@@ -340,6 +341,21 @@ def next_page(op: Operation[T], next_url: str | None, current_page: int, seen: s
     if per_page.isdigit():
         params["per_page"] = int(per_page)
     return op.with_params(**params)
+
+
+def last_page_number(page: IndexingJobPage) -> int | None:
+    """
+    The number of a list's last page: ``meta.pages``, else the ``page`` of ``links.pages.last``
+    (its host is never followed), else ``None`` when the answer says neither.
+    """
+    if page.meta is not None and page.meta.pages is not None and page.meta.pages >= 1:
+        return int(page.meta.pages)
+    last = page.links.pages.last if page.links and page.links.pages else None
+    if last:
+        number = parse_qs(urlsplit(last).query).get("page", [""])[0]
+        if number.isdigit() and int(number) >= 1:
+            return int(number)
+    return None
 
 
 def _strip_query(url: str) -> str:

@@ -244,8 +244,13 @@ class GradientHook(BaseHook):
                 return _api.parse_response(op, raw)
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
-    async def arun(self, op: _api.Operation[T]) -> T:
-        """Send one operation with the async transport (shared session, per-token budget)."""
+    async def arun(self, op: _api.Operation[T], *, retry: bool = True) -> T:
+        """
+        Send one operation with the async transport (shared session, per-token budget).
+
+        :param retry: Retry per the policy; ``False`` raises the first failure (for a caller that
+            has a cheaper way to recover than waiting, such as the job watcher).
+        """
         settings = await self.asettings()
         loop = asyncio.get_running_loop()
         if self._async_session is None or self._async_session.closed or self._async_loop is not loop:
@@ -271,7 +276,7 @@ class GradientHook(BaseHook):
         try:
             return await send()
         except Exception as error:
-            if not _api.is_retryable(op, error):
+            if not retry or not _api.is_retryable(op, error):
                 raise
             first: Exception | None = error
         async for attempt in tenacity.AsyncRetrying(**_api.retry_kwargs(op, settings.retry, self.log)):
@@ -437,6 +442,39 @@ class GradientHook(BaseHook):
     async def aget_indexing_job(self, indexing_job_uuid: str) -> IndexingJob:
         """Async :meth:`get_indexing_job`."""
         return await self.arun(_api.get_indexing_job(indexing_job_uuid))
+
+    async def aobserve_indexing_job(self, indexing_job_uuid: str) -> IndexingJob:
+        """
+        :meth:`aget_indexing_job` for a wait that reads its job again and again: the same result
+        and the same errors, but many waits on one event loop and token are served together by
+        sweeps of the team's job list (``GET /v2/gen-ai/indexing_jobs``, up to 200 jobs a request)
+        instead of one GET each. A job's first read, a job a sweep did not see, and every read while
+        too few jobs are watched for a sweep to pay are the job's own GET; so is every read when
+        the watcher fails. See ``docs/production.md``, "Many waits on one token".
+        """
+        op = _api.get_indexing_job(indexing_job_uuid)  # bad input fails here, before any request
+        uuid = _api.validate_uuid(indexing_job_uuid, "indexing_job_uuid")
+        settings = await self.asettings()
+        from airflow_provider_gradient.hooks._watcher import watcher_for
+
+        watcher = None
+        job = None
+        try:
+            watcher = watcher_for(settings, self._watcher_hook)
+            job = await watcher.observe(uuid)
+        except Exception as err:  # never fail a wait because of the watcher: read the job directly
+            self.log.warning("The job watcher failed (%s); reading indexing job %s by itself.", err, uuid)
+        if job is None:
+            job = await self.arun(op)
+            if watcher is not None:
+                watcher.learn(job)
+        return job
+
+    def _watcher_hook(self) -> GradientHook:
+        """A hook of this connection for a job watcher: its own share of the session, these settings."""
+        hook = GradientHook(gradient_conn_id=self.gradient_conn_id)
+        hook._settings = self._settings
+        return hook
 
     async def alist_indexing_job_data_sources(self, indexing_job_uuid: str) -> list[IndexedDataSource]:
         """Async :meth:`list_indexing_job_data_sources`."""

@@ -169,7 +169,7 @@ class GradientIndexingJobTrigger(BaseTrigger):
 
     async def _poll(self, indexed_after: Any) -> dict[str, Any] | None:
         if self.indexing_job_uuid:
-            job = await self.hook.aget_indexing_job(self.indexing_job_uuid)
+            job = await self.hook.aobserve_indexing_job(self.indexing_job_uuid)
             self._last_job = job
             event = _outcome.job_event(job)
             if _outcome.needs_data_source_detail(job, event):
