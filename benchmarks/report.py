@@ -87,6 +87,7 @@ def fleet_block(fleet: dict[str, Any]) -> str:
             [
                 r["n"],
                 name,
+                r.get("job_seconds"),
                 r["cpu_us_per_poll"],
                 r.get("user_cpu_us_per_poll"),
                 r.get("cpu_us_per_job_minute"),
@@ -110,6 +111,7 @@ def fleet_block(fleet: dict[str, Any]) -> str:
             [
                 "N",
                 "client",
+                "job s",
                 "µs CPU / poll",
                 "µs user CPU / poll",
                 "µs CPU / watched job / min",
@@ -129,8 +131,13 @@ def fleet_block(fleet: dict[str, Any]) -> str:
             rows,
         )
         + f"\n\nReproduce: `{fleet.get('command', 'python benchmarks/bench_fleet.py')}`. "
-        f"`poll_interval` {intervals}; jobs end after {fleet['polls_per_job_target']} polls; "
-        f"loop-lag ticker every {fleet['tick_seconds'] * 1000:g} ms."
+        f"`poll_interval` {intervals}; jobs end after {fleet['polls_per_job_target']} polls"
+        + (
+            f", and in the last rows (the long workload) after {fleet['watch_minutes']:g} minutes; "
+            if any(r.get("workload") == "long" for r in fleet["rows"])
+            else "; "
+        )
+        + f"loop-lag ticker every {fleet['tick_seconds'] * 1000:g} ms."
     )
 
 
