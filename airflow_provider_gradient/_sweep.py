@@ -43,6 +43,7 @@ __all__ = [
     "Sweep",
     "order_of",
     "page_size",
+    "pause_after_failures",
     "sweep_gap",
     "worth_sweeping",
 ]
@@ -59,6 +60,10 @@ MAX_PAGES = 50
 #: The shortest time (seconds) between the starts of two sweeps: the reads that arrive meanwhile
 #: are served together by the next one.
 MIN_SWEEP_GAP = 1.0
+#: Seconds sweeps pause after one failed (the per-job GETs serve meanwhile); doubled for each
+#: further failure in a row, up to :data:`MAX_FAILURE_PAUSE`.
+FAILURE_PAUSE = 30.0
+MAX_FAILURE_PAUSE = 600.0
 #: The share of the token's minute limit sweeps may take at most (the rest is the tasks' own calls,
 #: the per-job reads and the token's other users).
 SWEEP_SHARE = 0.5
@@ -116,6 +121,18 @@ def sweep_gap(poll_gap: float | None, pages: int, per_minute: int) -> float:
     if poll_gap is not None and poll_gap > 0:
         gap = max(gap, poll_gap / 4)
     return max(gap, pages * 60.0 / (max(1, per_minute) * SWEEP_SHARE))
+
+
+def pause_after_failures(failures: int, rate_limited: bool = False) -> float:
+    """
+    Seconds to read jobs by GET only after ``failures`` sweeps failed in a row: a list that keeps
+    failing (a missing scope, a proxy that refuses it) must not cost a request per sweep forever.
+    A rate-limited sweep pauses nothing: the budget already slows every request down, and a sweep
+    is the cheaper way through it.
+    """
+    if failures <= 0 or rate_limited:
+        return 0.0
+    return min(MAX_FAILURE_PAUSE, FAILURE_PAUSE * 2.0 ** (failures - 1))
 
 
 @dataclass(frozen=True)

@@ -234,3 +234,11 @@ def test_the_page_is_sized_for_every_watched_job_not_only_those_waiting_now() ->
     jobs = _jobs(500)
     sweep = Sweep(_targets(jobs[-3:]), Memory(), watched=120)
     assert sweep.per_page == 150
+
+
+def test_pause_after_failures_doubles_and_is_capped() -> None:
+    assert _sweep.pause_after_failures(0) == 0.0
+    assert _sweep.pause_after_failures(1) == _sweep.FAILURE_PAUSE
+    assert _sweep.pause_after_failures(2) == 2 * _sweep.FAILURE_PAUSE
+    assert _sweep.pause_after_failures(50) == _sweep.MAX_FAILURE_PAUSE
+    assert _sweep.pause_after_failures(3, rate_limited=True) == 0.0

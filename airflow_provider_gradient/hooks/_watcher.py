@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gradient import _api, _sweep
 from airflow_provider_gradient._settings import ClientSettings
+from airflow_provider_gradient.exceptions import GradientRateLimitError
 from airflow_provider_gradient.models import IndexingJob
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ __all__ = ["IDLE", "WATCHERS", "JobWatcher", "watcher_for"]
 log = logging.getLogger(__name__)
 
 #: Seconds without any read after which a watcher stops (the next read builds a new one).
-IDLE = 60.0
+IDLE = 600.0
 #: A watched job not read for this long (or four of its read intervals, if longer) is forgotten.
 FORGET_AFTER = 120.0
 
@@ -92,6 +93,8 @@ class JobWatcher:
         self._memory = _sweep.Memory()
         self._last_start = -math.inf
         self._last_pages = 0
+        self._failed_in_row = 0
+        self._paused_until = -math.inf  # monotonic: sweeps pause after failures
         self.closed = False
         #: Counters for benchmarks and tests: sweeps made, pages read, reads served, sweeps failed.
         self.sweeps = 0
@@ -127,7 +130,12 @@ class JobWatcher:
             gap = now - last
             self._gap[uuid] = gap if uuid not in self._gap else (self._gap[uuid] + gap) / 2
         self._last_read[uuid] = now
-        if self.closed or uuid not in self._created or not _sweep.worth_sweeping(len(self._created)):
+        if (
+            self.closed
+            or now < self._paused_until
+            or uuid not in self._created
+            or not _sweep.worth_sweeping(len(self._created))
+        ):
             return None
         future: asyncio.Future[IndexingJob | None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(uuid, []).append(future)
@@ -173,9 +181,18 @@ class JobWatcher:
         if _sweep.worth_sweeping(len(targets)):
             try:
                 found = await self._sweep(targets)
+                self._failed_in_row = 0
             except Exception as err:  # never fail a wait: its reader GETs its job instead
                 self.failures += 1
-                log.warning("Sweeping the job list failed (%s); reading the %d jobs one by one.", err, len(batch))
+                self._failed_in_row += 1
+                pause = _sweep.pause_after_failures(self._failed_in_row, isinstance(err, GradientRateLimitError))
+                self._paused_until = time.monotonic() + pause
+                log.warning(
+                    "Sweeping the job list failed (%s); reading the %d jobs one by one%s.",
+                    err,
+                    len(batch),
+                    f", and every job for {pause:.0f}s" if pause else "",
+                )
         for uuid, futures in batch.items():
             job = found.get(uuid)
             if job is not None:

@@ -156,8 +156,8 @@ def test_a_failing_list_falls_back_to_each_jobs_own_get(emu: GradientEmulator) -
     for uuid, job in zip(jobs, results, strict=True):
         assert isinstance(job, IndexingJob), job
         assert (job.phase, job.status) == _final(emu, uuid)
-    assert emu.count("GET", LIST) >= 1  # it tried: one request per sweep, never retried
-    assert emu.count("GET", LIST) == emu.count("GET", LIST, status=500)
+    # One try, not retried; then the sweeps pause (longer than this test) and GETs serve every read.
+    assert emu.count("GET", LIST) == emu.count("GET", LIST, status=500) == 1
     assert emu.count("GET", GET) == sum(reads.values())  # every read was answered by a GET
 
 
