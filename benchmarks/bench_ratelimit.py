@@ -128,7 +128,7 @@ DEFAULT_RUNS = (
 def _compress_time(scale: float) -> None:
     """Run the package's own clocks ``scale`` times faster, as the windows and the job clock are.
 
-    The polling floor and the watcher's idle times are divided by ``scale``; the sweep gap (whose
+    The polling floor and the watcher's idle and pause times are divided by ``scale``; the sweep gap (whose
     rules are in real seconds, against a 60-second minute) is asked in real seconds and answered
     in compressed ones.
     """
@@ -142,6 +142,8 @@ def _compress_time(scale: float) -> None:
 
     _watcher.IDLE /= scale
     _watcher.FORGET_AFTER /= scale
+    _sweep.FAILURE_PAUSE /= scale  # a failed sweep's pause (none is expected here)
+    _sweep.MAX_FAILURE_PAUSE /= scale
     sweep_gap = _sweep.sweep_gap
 
     def compressed_gap(poll_gap: float | None, pages: int, per_minute: int) -> float:
