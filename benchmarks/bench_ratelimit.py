@@ -389,6 +389,11 @@ def _summarise(
     lists = [r for r in ours if r["path"] == JOBS_PATH and r["method"] == "GET"]
     gets = [r for r in ours if r["path"].startswith(JOBS_PATH + "/") and r["path"].count("/") == 4]
     others = [r for r in log if r["path"].startswith(OTHERS_PATH)]
+    # When each job was first read by its own GET: the first reads queue in the budget like any poll.
+    first_get: dict[str, float] = {}
+    for r in gets:
+        first_get.setdefault(r["path"], r["time"])
+    first_created = min(result["created"].values(), default=0.0)
     everything = [r for r in log if r["path"].startswith(API)]
     statuses = [status for status, _ in result["events"].values()]
     # A job ends PENDING + its running time after it was created (emulated seconds, k per wall second).
@@ -429,6 +434,7 @@ def _summarise(
         "token_throttled_minute": minute_429,
         "token_throttled_hour": hour_429,
         "requests_per_finished_job": len(ours) / finished if finished else None,
+        "last_first_get_real_s": (max(first_get.values(), default=first_created) - first_created) * scale,
         "detection_late_p50_s": percentile(late, 0.5),
         "detection_late_p95_s": percentile(late, 0.95),
         "detection_late_max_s": max(late, default=float("nan")),
