@@ -41,6 +41,7 @@ __all__ = [
     "ListOrder",
     "Memory",
     "Sweep",
+    "expected_batch",
     "order_of",
     "page_size",
     "pause_after_failures",
@@ -94,9 +95,21 @@ def order_of(times: Sequence[datetime | None]) -> ListOrder:
     return ListOrder.NONE
 
 
-def worth_sweeping(waiting: int) -> bool:
+def worth_sweeping(waiting: float) -> bool:
     """Whether a sweep may save requests over one GET per job, with ``waiting`` jobs to read."""
     return waiting >= MIN_WATCHED
+
+
+def expected_batch(watched: int, poll_gap: float | None, gap: float) -> float:
+    """
+    How many reads one sweep can expect to serve: the watched jobs' reads are spread over their
+    poll interval, so a sweep every ``gap`` seconds gathers ``gap / poll_gap`` of them (all, when
+    the interval is not known yet). Below :data:`MIN_WATCHED` the reads go straight to their GETs
+    instead of waiting for a sweep that would not pay.
+    """
+    if poll_gap is None or poll_gap <= 0:
+        return float(watched)
+    return watched * min(1.0, gap / poll_gap)
 
 
 def page_size(targets: int, depth: int | None, order: ListOrder) -> int:

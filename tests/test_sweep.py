@@ -242,3 +242,11 @@ def test_pause_after_failures_doubles_and_is_capped() -> None:
     assert _sweep.pause_after_failures(2) == 2 * _sweep.FAILURE_PAUSE
     assert _sweep.pause_after_failures(50) == _sweep.MAX_FAILURE_PAUSE
     assert _sweep.pause_after_failures(3, rate_limited=True) == 0.0
+
+
+def test_expected_batch_is_the_share_of_reads_a_sweep_gathers() -> None:
+    assert _sweep.expected_batch(10, None, 7.5) == 10.0  # intervals not known yet
+    assert _sweep.expected_batch(10, 30.0, 7.5) == 2.5  # too few for a sweep to pay: GET
+    assert not _sweep.worth_sweeping(_sweep.expected_batch(10, 30.0, 7.5))
+    assert _sweep.worth_sweeping(_sweep.expected_batch(12, 30.0, 7.5))
+    assert _sweep.expected_batch(10, 0.5, 1.0) == 10.0  # reads faster than sweeps: all of them

@@ -8,14 +8,16 @@ loop and token registers the job (the first read of a job is its own GET, which 
 ``created_at``); later reads queue for the next sweep, which starts at most
 :func:`~airflow_provider_gradient._sweep.sweep_gap` after the previous one, so every read that
 arrives meanwhile is served by the same pages. A read the sweep could not serve (the job was not
-seen, too few jobs are watched for a sweep to pay, the sweep failed) is answered with ``None``, and
-the hook reads that job by its own GET: a watcher never fails a wait.
+seen, too few jobs are watched for a sweep to pay, the sweep failed, sweeps pause after failures)
+is answered with ``None``, and the hook reads that job by its own GET: a watcher never fails a
+wait.
 
-The watcher lives in memory only: it stops when nothing has been read for :data:`IDLE` seconds or
+The watcher lives in memory only: it stops when no read has queued for :data:`IDLE` seconds or
 its loop ends, and the next read builds a new one. A restarted or handed-over trigger therefore
 needs nothing from it. Its list requests go through the token's request budget as background
 traffic, like the polls they replace, and are not retried: a failed sweep is replaced by the
-per-job GETs at once.
+per-job GETs at once, and sweeps pause for a while
+(:func:`~airflow_provider_gradient._sweep.pause_after_failures`).
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ class JobWatcher:
         self._last_start = -math.inf
         self._last_pages = 0
         self._failed_in_row = 0
+        self._last_forget = time.monotonic()
+        self._share = 1.0  # the share of the watched jobs' reads one sweep gathers (expected)
         self._paused_until = -math.inf  # monotonic: sweeps pause after failures
         self.closed = False
         #: Counters for benchmarks and tests: sweeps made, pages read, reads served, sweeps failed.
@@ -109,6 +113,11 @@ class JobWatcher:
     def watched(self) -> int:
         """How many jobs it watches now."""
         return len(self._created)
+
+    @property
+    def remembered(self) -> int:
+        """How many jobs it remembers reads of (watched or not)."""
+        return len(self._last_read)
 
     def learn(self, job: IndexingJob) -> None:
         """Note a job read by its own GET: watch it while it runs, forget it once it has ended."""
@@ -130,11 +139,13 @@ class JobWatcher:
             gap = now - last
             self._gap[uuid] = gap if uuid not in self._gap else (self._gap[uuid] + gap) / 2
         self._last_read[uuid] = now
+        if now - self._last_forget > FORGET_AFTER:
+            self._forget_idle(now)  # also when no sweep runs (few waits): a triggerer lives long
         if (
             self.closed
             or now < self._paused_until
             or uuid not in self._created
-            or not _sweep.worth_sweeping(len(self._created))
+            or not _sweep.worth_sweeping(len(self._created) * self._share)
         ):
             return None
         future: asyncio.Future[IndexingJob | None] = asyncio.get_running_loop().create_future()
@@ -157,7 +168,7 @@ class JobWatcher:
                         if not self._pending:
                             return
                     continue
-                gap = _sweep.sweep_gap(self._poll_gap(), self._last_pages, self._per_minute)
+                gap = self._gap_now()
                 delay = self._last_start + gap - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)  # reads arriving meanwhile join this sweep
@@ -211,17 +222,26 @@ class JobWatcher:
         self._last_pages = len(sweep.read)
         return sweep.found
 
+    def _gap_now(self) -> float:
+        """The time between sweeps now; also updates the share of reads a sweep can expect."""
+        poll_gap = self._poll_gap()
+        gap = _sweep.sweep_gap(poll_gap, self._last_pages, self._per_minute)
+        self._share = _sweep.expected_batch(1, poll_gap, gap)
+        return gap
+
     def _poll_gap(self) -> float | None:
         """How often the waits read their jobs (the median of the jobs' read intervals)."""
         gaps = [self._gap[uuid] for uuid in self._created if uuid in self._gap]
         return statistics.median(gaps) if gaps else None
 
     def _forget_idle(self, now: float) -> None:
+        self._last_forget = now
         for uuid, last in list(self._last_read.items()):
             if now - last > max(FORGET_AFTER, 4 * self._gap.get(uuid, 0.0)):
                 del self._last_read[uuid]
                 self._gap.pop(uuid, None)
                 self._created.pop(uuid, None)
+        self._gap_now()
 
 
 def _answer(futures: list[asyncio.Future[Any]], job: IndexingJob | None) -> None:

@@ -230,3 +230,49 @@ def test_the_watcher_is_rebuilt_for_each_loop_and_releases_its_session(emu: Grad
     assert second.closed
     assert first.sweeps == second.sweeps == 1
     assert SESSION_POOL.open_sessions() == 0
+
+
+def test_a_cancelled_read_does_not_disturb_the_others(emu: GradientEmulator) -> None:
+    jobs = list(_start_jobs(emu, 10))
+
+    async def scenario() -> list[IndexingJob | BaseException]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)
+            reads = [asyncio.ensure_future(hook.aobserve_indexing_job(uuid)) for uuid in jobs]
+            await asyncio.sleep(0)  # every read has queued for the next sweep
+            for read in reads[:3]:
+                read.cancel()
+            return await asyncio.gather(*reads, return_exceptions=True)
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    results = asyncio.run(scenario())
+    assert all(isinstance(result, asyncio.CancelledError) for result in results[:3])
+    assert [job.uuid for job in results[3:] if isinstance(job, IndexingJob)] == jobs[3:]
+    assert emu.count("GET", GET) == len(jobs)  # the first reads only: the sweep served the rest
+    assert emu.count("GET", LIST) == 1
+
+
+def test_jobs_no_longer_read_are_forgotten_also_without_sweeps(
+    emu: GradientEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = _start_jobs(emu, 2)
+
+    async def scenario() -> tuple[int, int]:
+        hook = GradientHook()
+        try:
+            await hook.aobserve_indexing_job(first)
+            await hook.aobserve_indexing_job(second)
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            before = watcher.remembered
+            monkeypatch.setattr(_watcher, "FORGET_AFTER", 0.0)
+            await asyncio.sleep(0.01)
+            await hook.aobserve_indexing_job(second)
+            return before, watcher.remembered
+        finally:
+            await hook.aclose()
+
+    assert asyncio.run(scenario()) == (2, 1)  # the job read again is kept, the other forgotten
