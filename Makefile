@@ -155,7 +155,7 @@ dist: $(STAMP) ## Build the sdist and the wheel (from the sdist) into dist/
 	@ls -l dist
 
 .PHONY: bench
-bench: $(STAMP) ## Run the benchmarks (~25 min, 2 cores) and render docs/performance.md from their results
+bench: $(STAMP) ## Run the benchmarks (~60 min, 2 cores) and render docs/performance.md from their results
 	$(BIN)/python -m uv pip install -q --python $(BIN)/python -c constraints/py$(VENV_PY_VERSION).txt -e ".[test,bench]"
 	$(BIN)/python benchmarks/bench_emulator.py
 	$(BIN)/python benchmarks/bench_parse.py
