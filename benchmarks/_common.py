@@ -24,7 +24,15 @@ class EmulatorProcess:
     """The emulator in a child process (``emulator_server.py``), driven through its control API."""
 
     def __init__(
-        self, *, per_minute: int = 0, per_hour: int = 0, window_scale: float = 1.0, speed: float = 1.0
+        self,
+        *,
+        per_minute: int = 0,
+        per_hour: int = 0,
+        window_scale: float = 1.0,
+        speed: float = 1.0,
+        headers: str = "binding",
+        list_order: str | None = None,
+        prior_hour: int = 0,
     ) -> None:
         self.args = [
             "--per-minute",
@@ -35,9 +43,15 @@ class EmulatorProcess:
             str(window_scale),
             "--speed",
             str(speed),
+            "--headers",
+            headers,
+            "--prior-hour",
+            str(prior_hour),
+            *(["--list-order", list_order] if list_order is not None else []),
         ]
         self.process: subprocess.Popen[str] | None = None
         self.base_url = ""
+        self.started_at = 0.0  # epoch seconds when it was listening
         self.http = requests.Session()
 
     def __enter__(self) -> EmulatorProcess:
@@ -51,6 +65,7 @@ class EmulatorProcess:
         for line in self.process.stdout:
             if match := re.search(r"listening on (http://\S+)", line):
                 self.base_url = match.group(1)
+                self.started_at = time.time()
                 break
         if not self.base_url:
             self.process.kill()
@@ -96,6 +111,26 @@ class EmulatorProcess:
         """User + system CPU the emulator process has used so far (from /proc)."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def watcher_available() -> bool:
+    """Whether this checkout's hook has the event loop's job watcher (``aobserve_indexing_job``)."""
+    from airflow_provider_gradient.hooks.gradient import GradientHook
+
+    return hasattr(GradientHook, "aobserve_indexing_job")
+
+
+def use_per_job_get() -> None:
+    """Make this process's triggers poll as before the watcher: a GET of their own job per poll.
+
+    The shipped trigger observes its job through ``GradientHook.aobserve_indexing_job``; pointing
+    that at the hook's per-job read (``aget_indexing_job``, the same contract) gives today's
+    per-job-GET trigger out of the shipped code. Without the watcher the trigger already does that.
+    """
+    from airflow_provider_gradient.hooks.gradient import GradientHook
+
+    if watcher_available():
+        GradientHook.aobserve_indexing_job = GradientHook.aget_indexing_job  # type: ignore[method-assign,unused-ignore]
 
 
 def conn_env(base_url: str, **extra: Any) -> dict[str, str]:

@@ -1,12 +1,14 @@
 """Trigger fleet: N concurrent indexing-job waits in ONE event loop, as the triggerer runs them.
 
 For each N (100, 1,000, 2,000) and each way of waiting (see ``_fleet_clients.py``: ``ours``,
-``floor``, ``per_poll_session``, ``httpx``), a fresh emulator process gets N knowledge bases with a
+``per_job_get``, ``floor``, ``per_poll_session``, ``httpx``), a fresh emulator process gets N knowledge bases with a
 job each, its clock frozen; a fresh client process (one event loop, like the triggerer) then starts
 the N waits spread over one poll interval (deferred tasks arrive over time) and unfreezes the clock.
 Every job ends after a fixed number of polls on the adaptive schedule. Measured in the client:
 
 * CPU per poll: process CPU time of the client during the run / GETs the emulator answered;
+* CPU per watched job per minute: process CPU time / (N x the job's duration in minutes): the
+  same jobs for every client, so this compares what each client spends to see them end;
 * event-loop lag p50 / p99: how late a 50 ms ticker coroutine wakes up;
 * resident memory per wait: (peak RSS during the run - RSS before creating the waits) / N;
 * polls per job, shared aiohttp sessions open (``ours``: must be 1), failures.
@@ -33,9 +35,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import TOKEN, EmulatorProcess, conn_env, percentile, rss_bytes, table, write_result
+from _common import (
+    TOKEN,
+    EmulatorProcess,
+    conn_env,
+    percentile,
+    rss_bytes,
+    table,
+    use_per_job_get,
+    watcher_available,
+    write_result,
+)
 
-MODES = ("ours", "floor", "per_poll_session", "httpx")
+MODES = ("ours", "per_job_get", "floor", "per_poll_session", "httpx")
 #: N -> poll_interval (s). Larger fleets poll less often, as a user would set (and so the
 #: emulator, sharing the 2 cores, is not the bottleneck: ~150 GETs/s at most).
 POLL_INTERVAL = {100: 5.0, 1000: 10.0, 2000: 20.0}
@@ -46,6 +58,8 @@ HEADERS = [
     "mode",
     "us CPU/poll",
     "us user/poll",
+    "us/job-min",
+    "x per-job GET",
     "x floor",
     "lag p50 ms",
     "lag p99 ms",
@@ -87,8 +101,11 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
 
     # -- the waits ---------------------------------------------------------------------------
     shared: Any = None
-    if mode == "ours":
+    if mode in ("ours", "per_job_get"):
         from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobTrigger
+
+        if mode == "per_job_get":
+            use_per_job_get()  # the shipped trigger polling as before the watcher: a GET of its job
 
         def make(job: str) -> Any:
             return GradientIndexingJobTrigger(indexing_job_uuid=job, poll_interval=poll_interval)
@@ -187,6 +204,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
         gc.freeze()
     gc.callbacks.append(on_gc)
     rss_before = rss_bytes()
+    measure_started = time.time()
     times_before = os.times()
     cpu_before = time.process_time()
     wall_before = time.monotonic()
@@ -216,6 +234,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
     if shared is not None:
         await shared.aclose() if mode == "httpx" else await shared.close()
     return {
+        "measure_started": measure_started,
         "cpu_seconds": cpu,
         "user_cpu_seconds": times_after.user - times_before.user,
         "system_cpu_seconds": times_after.system - times_before.system,
@@ -268,9 +287,11 @@ async def _create_jobs(base_url: str, durations: list[float]) -> list[str]:
         return list(await asyncio.gather(*(one(session, i, d) for i, d in enumerate(durations))))
 
 
-def run_one(n: int, mode: str, workdir: Path) -> dict[str, Any]:
+def run_one(n: int, mode: str, workdir: Path, watch_seconds: float | None = None) -> dict[str, Any]:
     poll_interval = POLL_INTERVAL.get(n, max(5.0, n / 70))
     duration, _last_poll = _schedule(poll_interval, POLLS_PER_JOB)
+    if watch_seconds is not None:  # the long workload: jobs that run for minutes
+        duration = watch_seconds
     rng = random.Random(n)  # the same arrival times for every mode
     starts = [rng.uniform(0, poll_interval) for _ in range(n)]
     with EmulatorProcess(speed=0.0) as emulator:
@@ -283,7 +304,8 @@ def run_one(n: int, mode: str, workdir: Path) -> dict[str, Any]:
             "jobs": jobs[1:],
             "starts": starts,
         }
-        spec_path, out_path = workdir / f"spec-{mode}-{n}.json", workdir / f"out-{mode}-{n}.json"
+        tag = f"{mode}-{n}" + ("" if watch_seconds is None else "-long")
+        spec_path, out_path = workdir / f"spec-{tag}.json", workdir / f"out-{tag}.json"
         spec_path.write_text(json.dumps(spec))
         emulator.control("DELETE", "/requests")
         emu_cpu_before = emulator.cpu_seconds()
@@ -295,7 +317,7 @@ def run_one(n: int, mode: str, workdir: Path) -> dict[str, Any]:
                 "--client",
                 str(spec_path),
                 str(out_path),
-                str(workdir / f"client-{mode}-{n}.log"),
+                str(workdir / f"client-{tag}.log"),
             ],
             env=env,
             capture_output=True,
@@ -303,25 +325,32 @@ def run_one(n: int, mode: str, workdir: Path) -> dict[str, Any]:
             timeout=900,
             check=False,
         )
-        (workdir / f"client-{mode}-{n}.out").write_text(done.stdout + done.stderr)  # structlog writes there
+        (workdir / f"client-{tag}.out").write_text(done.stdout + done.stderr)  # structlog writes there
         if done.returncode != 0:
             raise RuntimeError(f"client {mode} N={n} failed:\n{done.stderr[-4000:]}")
         emu_cpu = emulator.cpu_seconds() - emu_cpu_before
         log = emulator.requests_log()
     result = json.loads(out_path.read_text())
-    polls = sum(1 for r in log if r["method"] == "GET" and r["path"].startswith(JOB_PATH))
-    polls -= 1  # the warm-up poll
+    # Requests that observed jobs: a job's GET, or a page of the job list (the watcher's sweep).
+    # The warm-up's requests came before the measurement started.
+    measured = [r for r in log if r["method"] == "GET" and r["time"] >= result["measure_started"]]
+    polls = sum(1 for r in measured if r["path"].startswith(JOB_PATH.rstrip("/")))
+    lists = sum(1 for r in measured if r["path"] == JOB_PATH.rstrip("/"))
     statuses: dict[str, int] = {}
     for r in log:
         statuses[str(r["status"])] = statuses.get(str(r["status"]), 0) + 1
     return {
         "n": n,
         "mode": mode,
+        "workload": "short" if watch_seconds is None else "long",
         "poll_interval": poll_interval,
         "job_seconds": round(duration, 2),
         "polls": polls,
         "polls_per_job": polls / n,
+        "list_requests": lists,
+        "watcher": mode == "ours" and watcher_available(),
         "cpu_us_per_poll": result["cpu_seconds"] / polls * 1e6,
+        "cpu_us_per_job_minute": result["cpu_seconds"] / (n * duration / 60) * 1e6,
         "user_cpu_us_per_poll": result["user_cpu_seconds"] / polls * 1e6,
         "rss_kib_per_wait": result["rss_delta_bytes"] / n / 1024,
         "polls_per_second": polls / max(result["wall_seconds"] - 0.0, 1e-9),
@@ -335,30 +364,62 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 2000])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument(
+        "--watch-minutes",
+        type=float,
+        default=2.0,
+        help="the long workload: jobs running this long, watched by ours and per_job_get (0: skip it)",
+    )
+    parser.add_argument("--watch-size", type=int, default=2000, help="N of the long workload")
     parser.add_argument("--client", nargs=3, metavar=("SPEC", "OUT", "LOG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         return client_main(*args.client)
 
+    modes = list(args.modes)
+    if not watcher_available() and "per_job_get" in modes and "ours" in modes:
+        modes.remove("per_job_get")  # without the watcher the shipped trigger is the per-job-GET one
+        print("no watcher in this checkout: 'ours' is the per-job-GET trigger", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-fleet-", dir=os.environ.get("BENCH_KEEP")) as tmp:
         for n in args.sizes:
-            for mode in args.modes:
+            for mode in modes:
                 began = time.monotonic()
                 row = run_one(n, mode, Path(tmp))
                 rows.append(row)
                 print(
-                    f"N={n:>5} {mode:>16}: {row['cpu_us_per_poll']:7.0f} us/poll, lag p99 {row['lag_p99_ms']:6.1f} ms, "
+                    f"N={n:>5} {mode:>16}: {row['cpu_us_per_poll']:7.0f} us/poll, "
+                    f"{row['cpu_us_per_job_minute']:7.0f} us/job-minute, lag p99 {row['lag_p99_ms']:6.1f} ms, "
                     f"{row['rss_kib_per_wait']:5.1f} KiB/wait, {row['polls_per_job']:.2f} polls/job, "
                     f"{row['failures']} failures ({time.monotonic() - began:.0f} s)",
                     flush=True,
                 )
+        if args.watch_minutes > 0:
+            for mode in [m for m in modes if m in ("ours", "per_job_get")]:
+                began = time.monotonic()
+                row = run_one(args.watch_size, mode, Path(tmp), args.watch_minutes * 60)
+                rows.append(row)
+                print(
+                    f"N={args.watch_size:>5} {mode:>16} (jobs of {args.watch_minutes:g} min): "
+                    f"{row['cpu_us_per_job_minute']:7.0f} us/job-minute, {row['polls_per_job']:.2f} requests/job, "
+                    f"lag p99 {row['lag_p99_ms']:6.1f} ms, {row['failures']} failures "
+                    f"({time.monotonic() - began:.0f} s)",
+                    flush=True,
+                )
 
-    floor = {row["n"]: row["cpu_us_per_poll"] for row in rows if row["mode"] == "floor"}
-    baseline = {row["n"]: row["cpu_us_per_poll"] for row in rows if row["mode"] == "per_poll_session"}
+    short = [row for row in rows if row["workload"] == "short"]
+    floor = {row["n"]: row["cpu_us_per_poll"] for row in short if row["mode"] == "floor"}
+    baseline = {row["n"]: row["cpu_us_per_poll"] for row in short if row["mode"] == "per_poll_session"}
+    per_job = {(row["n"], row["workload"]): row["cpu_us_per_job_minute"] for row in rows if _is_per_job_trigger(row)}
     for row in rows:
-        row["x_floor"] = row["cpu_us_per_poll"] / floor[row["n"]] if row["n"] in floor else None
-        row["x_per_poll_session"] = row["cpu_us_per_poll"] / baseline[row["n"]] if row["n"] in baseline else None
+        # Per poll only where a poll is one job's GET (the watcher's requests are pages of the list).
+        per_get = not row["watcher"] and row["workload"] == "short"
+        row["x_floor"] = row["cpu_us_per_poll"] / floor[row["n"]] if per_get and row["n"] in floor else None
+        row["x_per_poll_session"] = (
+            row["cpu_us_per_poll"] / baseline[row["n"]] if per_get and row["n"] in baseline else None
+        )
+        key = (row["n"], row["workload"])
+        row["x_per_job_get"] = row["cpu_us_per_job_minute"] / per_job[key] if key in per_job else None
     targets = _targets(rows)
     print()
     print("Trigger fleet (one event loop; emulator in its own process)")
@@ -368,16 +429,18 @@ def main() -> int:
             [
                 [
                     r["n"],
-                    r["mode"],
+                    r["mode"] + (" (long)" if r["workload"] == "long" else ""),
                     r["cpu_us_per_poll"],
                     r["user_cpu_us_per_poll"],
+                    r["cpu_us_per_job_minute"],
+                    r["x_per_job_get"] if r["x_per_job_get"] is not None else "-",
                     r["x_floor"] if r["x_floor"] is not None else "-",
                     r["lag_p50_ms"],
                     r["lag_p99_ms"],
                     r["own_lag_p99_ms"],
                     r["rss_kib_per_wait"],
                     r["polls_per_job"],
-                    r["sessions_peak"] if r["mode"] == "ours" else "-",
+                    r["sessions_peak"] if r["mode"] in ("ours", "per_job_get") else "-",
                     r["failures"],
                 ]
                 for r in rows
@@ -393,6 +456,9 @@ def main() -> int:
             "polls_per_job_target": POLLS_PER_JOB,
             "poll_interval": POLL_INTERVAL,
             "tick_seconds": TICK,
+            "watcher": watcher_available(),
+            "command": "python benchmarks/bench_fleet.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""),
+            "watch_minutes": args.watch_minutes,
             "rows": rows,
             "targets": targets,
         },
@@ -401,21 +467,39 @@ def main() -> int:
     return 0
 
 
+def _is_per_job_trigger(row: dict[str, Any]) -> bool:
+    """The shipped trigger polling its job with a GET per poll (today's trigger)."""
+    return row["mode"] == "per_job_get" or (row["mode"] == "ours" and not row["watcher"])
+
+
 def _targets(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     ours = [r for r in rows if r["mode"] == "ours"]
     if not ours:
         return {}
+    short = [r for r in ours if r["workload"] == "short"] or ours
     out: dict[str, dict[str, Any]] = {}
-    worst_floor = max((r["x_floor"] for r in ours if r["x_floor"] is not None), default=None)
+    watched = [r for r in ours if r["watcher"] and r["x_per_job_get"] is not None]
+    if watched:
+        # Jobs that run for minutes if measured (the steady cost of watching), else the largest N.
+        at = max(watched, key=lambda r: (r["workload"] == "long", r["n"]))
+        out["cpu_per_watched_job_minute_vs_per_job_get<=0.2"] = {
+            "met": at["x_per_job_get"] <= 0.2,
+            "detail": f"{at['x_per_job_get']:.2f}x today's per-job-GET trigger at N={at['n']}, jobs of "
+            f"{at['job_seconds'] / 60:.2g} min ({at['cpu_us_per_job_minute']:,.0f} against "
+            f"{at['cpu_us_per_job_minute'] / at['x_per_job_get']:,.0f} us CPU per watched job per minute)",
+        }
+    # CPU per poll: the per-job-GET trigger against the other ways of making the same GETs.
+    per_get = [r for r in rows if _is_per_job_trigger(r) and r["workload"] == "short"]
+    worst_floor = max((r["x_floor"] for r in per_get if r["x_floor"] is not None), default=None)
     if worst_floor is not None:
         out["cpu_per_poll_vs_floor<=1.5"] = {"met": worst_floor <= 1.5, "detail": f"worst {worst_floor:.2f}x floor"}
-    worst_base = max((r["x_per_poll_session"] for r in ours if r["x_per_poll_session"] is not None), default=None)
+    worst_base = max((r["x_per_poll_session"] for r in per_get if r["x_per_poll_session"] is not None), default=None)
     if worst_base is not None:
         out["cpu_per_poll_vs_per_poll_session<=0.5"] = {
             "met": worst_base <= 0.5,
             "detail": f"worst {worst_base:.2f}x the per-poll-session baseline",
         }
-    biggest = max(ours, key=lambda r: r["n"])
+    biggest = max(short, key=lambda r: r["n"])
     out["loop_lag_p99<=100ms"] = {
         "met": biggest["lag_p99_ms"] <= 100,
         "detail": f"{biggest['lag_p99_ms']:.1f} ms at N={biggest['n']}",

@@ -23,6 +23,7 @@ DOC = HERE.parent / "docs" / "performance.md"
 PLOT = HERE.parent / "docs" / "img" / "performance-fleet.png"
 MODE_NAMES = {
     "ours": "GradientIndexingJobTrigger",
+    "per_job_get": "today's trigger: a GET per job per poll",
     "floor": "floor: bare shared aiohttp session",
     "per_poll_session": "baseline: new aiohttp session per poll",
     "httpx": "shared httpx.AsyncClient",
@@ -81,12 +82,16 @@ def machine_block(results: dict[str, Any]) -> str:
 def fleet_block(fleet: dict[str, Any]) -> str:
     rows = []
     for r in fleet["rows"]:
+        name = MODE_NAMES.get(r["mode"], r["mode"]) + (" (watcher)" if r.get("watcher") else "")
         rows.append(
             [
                 r["n"],
-                MODE_NAMES.get(r["mode"], r["mode"]),
+                name,
+                r.get("job_seconds"),
                 r["cpu_us_per_poll"],
                 r.get("user_cpu_us_per_poll"),
+                r.get("cpu_us_per_job_minute"),
+                r.get("x_per_job_get"),
                 r["x_floor"],
                 r["x_per_poll_session"],
                 r["lag_p50_ms"],
@@ -95,7 +100,7 @@ def fleet_block(fleet: dict[str, Any]) -> str:
                 r.get("lag_max_ms"),
                 r["rss_kib_per_wait"],
                 r["polls_per_job"],
-                r["sessions_peak"] if r["mode"] == "ours" else None,
+                r["sessions_peak"] if r["mode"] in ("ours", "per_job_get") else None,
                 r.get("gc_full_collections"),
                 r["failures"],
             ]
@@ -106,8 +111,11 @@ def fleet_block(fleet: dict[str, Any]) -> str:
             [
                 "N",
                 "client",
+                "job s",
                 "µs CPU / poll",
                 "µs user CPU / poll",
+                "µs CPU / watched job / min",
+                "x per-job GET",
                 "x floor",
                 "x per-poll session",
                 "loop lag p50 ms",
@@ -122,52 +130,102 @@ def fleet_block(fleet: dict[str, Any]) -> str:
             ],
             rows,
         )
-        + f"\n\n`poll_interval` {intervals}; jobs end after {fleet['polls_per_job_target']} polls; "
-        f"loop-lag ticker every {fleet['tick_seconds'] * 1000:g} ms."
+        + f"\n\nReproduce: `{fleet.get('command', 'python benchmarks/bench_fleet.py')}`. "
+        f"`poll_interval` {intervals}; jobs end after {fleet['polls_per_job_target']} polls"
+        + (
+            f", and in the last rows (the long workload) after {fleet['watch_minutes']:g} minutes; "
+            if any(r.get("workload") == "long" for r in fleet["rows"])
+            else "; "
+        )
+        + f"loop-lag ticker every {fleet['tick_seconds'] * 1000:g} ms."
     )
 
 
+WAIT_NAMES = {
+    "per_job": "today's trigger: a GET per job",
+    "watcher": "watcher: list sweeps",
+    "fixed5": "plain client: GET every 5 s",
+}
+SCENARIO_NAMES = {"1k": "1,000 jobs", "4k": "4,000 jobs", "busy": "busy token, hourly headers"}
+
+
+def _share_429(r: dict[str, Any]) -> str | None:
+    """The token's 429 share, with how many met the minute and the hour limit."""
+    if "token_throttled_share" not in r:
+        return None
+    share = f"{100 * r['token_throttled_share']:.2g} %"
+    if r.get("token_throttled_429"):
+        share += f" ({r.get('token_throttled_minute', '?')} minute, {r.get('token_throttled_hour', '?')} hour)"
+    return share
+
+
 def ratelimit_block(rl: dict[str, Any]) -> str:
+    first_gets = any("last_first_get_real_s" in r for r in rl["rows"])
     rows = [
         [
-            r["mode"],
+            SCENARIO_NAMES.get(r.get("scenario", ""), r.get("scenario", "1k")),
+            WAIT_NAMES.get(r.get("wait", r["mode"]), r.get("wait", r["mode"])),
+            r.get("list_order", "newest"),
             r["poll_interval"],
-            "shared" if r["shared_budget"] else "none",
             f"{r['finished']}/{r['jobs']}",
+            r.get("most_running_at_once"),
             r["failed"],
             r["throttled_429"],
+            _share_429(r),
             r["requests"],
+            r.get("list_requests"),
             r["requests_per_finished_job"],
-            r["busiest_minute"],
-            r["busiest_hour"],
+            *([r.get("last_first_get_real_s")] if first_gets else []),
             r["detection_late_p50_s"],
             r["detection_late_p95_s"],
+            r["detection_late_max_s"],
+            r["busiest_minute"],
             r["real_seconds"] / 60,
         ]
         for r in rl["rows"]
     ]
+    scenarios = rl.get("scenarios", {})
+    described = "; ".join(
+        f"**{SCENARIO_NAMES.get(name, name)}**: {s['jobs']:,} tasks arriving within {s['arrivals'] / 60:g} min, "
+        f"jobs running {s['running'][0] / 60:g} to {s['running'][1] / 60:g} min"
+        + (f", {s['headers']} headers" if s["headers"] != "binding" else "")
+        + (f", {s['prior_hour']:,} requests in the hour before" if s["prior_hour"] else "")
+        + (f", another user sending {s['others_per_minute']:g} requests/min" if s["others_per_minute"] else "")
+        + (f", {s['triggerers']} triggerers" if s.get("triggerers", 1) > 1 else ", one triggerer")
+        for name, s in scenarios.items()
+        if any(r.get("scenario") == name for r in rl["rows"])
+    )
     return (
         _table(
             [
-                "mode",
+                "scenario",
+                "waiting",
+                "list order",
                 "poll_interval s",
-                "budget",
                 "jobs seen ended",
+                "most at once",
                 "failed",
                 "429 answers",
+                "token's 429 share",
                 "requests",
+                "list pages",
                 "requests / job",
-                "busiest minute",
-                "busiest hour",
+                *(["last job's first GET s"] if first_gets else []),
                 "seen late p50 s",
                 "seen late p95 s",
+                "seen late max s",
+                "busiest minute",
                 "run (real min)",
             ],
             rows,
         )
-        + f"\n\nTime compressed x{rl['scale']:g} (windows, job clock and poll intervals alike); "
-        "durations and lateness are in real (uncompressed) seconds. The server's limits: "
-        f"{rl['limits']['per_minute']}/min and {rl['limits']['per_hour']:,}/h."
+        + f"\n\nReproduce: `{rl.get('command', 'python benchmarks/bench_ratelimit.py')}`. "
+        f"Time compressed x{rl['scale']:g} (windows, job clock, poll intervals and the package's own "
+        "floors alike); durations and lateness are in real (uncompressed) seconds. The server's limits: "
+        f"{rl['limits']['per_minute']}/min and {rl['limits']['per_hour']:,}/h"
+        + (f"; {rl['older_jobs']:,} older ended jobs in every account" if rl.get("older_jobs") else "")
+        + (f". {described}." if described else ".")
+        + (f" Not run (no watcher in the checkout): {', '.join(rl['skipped'])}." if rl.get("skipped") else "")
     )
 
 
@@ -223,14 +281,16 @@ def overhead_block(overhead: dict[str, Any]) -> str:
 def targets_block(results: dict[str, Any]) -> str:
     rows = []
     for name, result in results.items():
+        command = f"`{(result or {}).get('command', f'python benchmarks/bench_{name}.py')}`"
         for target, verdict in ((result or {}).get("targets") or {}).items():
-            rows.append([name, f"`{target}`", "met" if verdict["met"] else "**missed**", verdict["detail"]])
+            rows.append([name, f"`{target}`", "met" if verdict["met"] else "**missed**", verdict["detail"], command])
     emu = results.get("emulator")
     if emu:
+        verdict = "met" if emu["meets_target"] else "**missed**"
         rows.append(
-            ["emulator", "`>=1000 requests/s`", "met" if emu["meets_target"] else "**missed**", emu["best_rps"]]
+            ["emulator", "`>=1000 requests/s`", verdict, emu["best_rps"], "`python benchmarks/bench_emulator.py`"]
         )
-    return _table(["benchmark", "target", "verdict", "measured"], rows)
+    return _table(["benchmark", "target", "verdict", "measured", "reproduce"], rows)
 
 
 def plot(fleet: dict[str, Any]) -> bool:

@@ -15,12 +15,14 @@ a token of its own, so the second starts with empty windows):
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections import deque
+from datetime import datetime
 from typing import Any
 
 import pytest
-from system_clients import TERMINAL_RUN_STATES, AirflowAPI, Emulator
+from system_clients import API_PREFIX, TERMINAL_RUN_STATES, AirflowAPI, Emulator
 from system_deployment import EMULATOR_SPEED, RATE_LIMIT_PER_HOUR, RATE_LIMIT_PER_MINUTE, Deployment
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
@@ -38,6 +40,60 @@ READINGS = {
     "binding": ("gradient_default", 1.0, 0.01),
     "hourly": ("gradient_second", 1.05, 0.02),
 }
+
+
+def epoch(value: str) -> float:
+    """Epoch seconds of an RFC 3339 / ISO 8601 time (the emulator's and Airflow's)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def spread(values: list[float]) -> str:
+    """p50 / p95 / max of some seconds, for the report."""
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return f"p50 {statistics.median(ordered):.1f}s, p95 {p95:.1f}s, max {ordered[-1]:.1f}s"
+
+
+def economy(
+    emulator: Emulator, tis: list[dict[str, Any]], kbs: list[str], traffic: list[dict[str, Any]]
+) -> tuple[str, int]:
+    """
+    Requests per job and how late the jobs were seen ended, from the emulator's records: each job's
+    end (its ``finished_at``, emulated time turned into wall time), the first read answered after
+    it that could show it (a GET of the job, or a page of the job list), and its task's end.
+    Returns the report line and how many jobs it measured.
+    """
+    clock = emulator.clock()
+    now, speed = time.time(), float(clock["speed"]) or 1.0
+    waiting = [r for r in traffic if r["method"] == "GET" and r["path"].startswith(f"{API_PREFIX}/indexing_jobs")]
+    answered = sorted((r for r in waiting if r["status"] == 200), key=lambda r: r["time"])
+    task_end = {ti["map_index"]: epoch(ti["end_date"]) for ti in tis if ti.get("end_date")}
+    first_read: list[float] = []
+    task_saw: list[float] = []
+    for index, kb in enumerate(kbs):
+        jobs = [job for job in emulator.jobs(kb) if job.get("finished_at")]
+        if not jobs or index not in task_end:
+            continue
+        job = jobs[0]
+        ended = now - (float(clock["now"]) - epoch(job["finished_at"])) / speed  # wall time of the end
+        reads = (
+            r["time"]
+            for r in answered
+            if r["time"] >= ended
+            and r["path"] in (f"{API_PREFIX}/indexing_jobs", f"{API_PREFIX}/indexing_jobs/{job['uuid']}")
+        )
+        seen = next(reads, None)
+        if seen is not None:
+            first_read.append(seen - ended)
+        task_saw.append(task_end[index] - ended)
+    lists = sum(1 for r in waiting if r["path"] == f"{API_PREFIX}/indexing_jobs")
+    line = (
+        f"{len(traffic) / len(kbs):.2f} requests per job ({len(waiting) / len(kbs):.2f} reading jobs, {lists} of them "
+        f"list pages); seen ended after the job's end: first read {spread(first_read)}; task ended {spread(task_saw)}"
+    )
+    return line, len(task_saw)
 
 
 def rolling_max(times: list[float], window: float = 60.0) -> int:
@@ -134,6 +190,9 @@ def fan_out(
         f"(limit {RATE_LIMIT_PER_MINUTE}), most deferred at once {most_deferred}, triggerers {sorted(hosts)}"
     )
     print(summary)
+    report, measured = economy(emulator, tis, kbs, traffic)
+    print(f"fan-out of {TASKS} ({reading} headers): {report}")
+    assert measured == TASKS, report  # every job's end and its task's end are on record
     assert accepted_peak <= RATE_LIMIT_PER_MINUTE, summary
     # The processes pace each other through the headers: the rate they ask for stays at the limit.
     assert attempted_peak <= RATE_LIMIT_PER_MINUTE * most_attempts, summary
