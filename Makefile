@@ -78,6 +78,13 @@ clean: ## Remove the virtualenv and caches
 system-test: $(STAMP) ## Real multi-process Airflow + PostgreSQL + emulator system tests (tests/system, 7-10 min; CI runs it)
 	$(BIN)/pytest tests/system -m system -p no:cacheprovider
 
+.PHONY: system-test-celery
+# The celery extra is installed without the constraints: celery pins python-dateutil (and kombu[redis]
+# packaging) below the tested versions, so this target moves those two back in .venv.
+system-test-celery: $(STAMP) ## The CeleryExecutor system tests: Redis, 2 workers, 3 triggerers, 2 tokens (tests/system/celery; CI runs it)
+	$(BIN)/python -m uv pip install -q --python $(BIN)/python -e ".[test,celery]"
+	$(BIN)/pytest tests/system/celery -m system_celery -p no:cacheprovider -rP
+
 # --- Oldest supported versions -----------------------------------------------------------------
 # Python 3.10 and the lowest release of every direct dependency that pyproject.toml allows
 # (apache-airflow 3.0.0, common-compat 1.20, aiohttp 3.10, tenacity 8.3, ...), picked by uv's

@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from system_clients import AirflowAPI, Emulator
@@ -34,20 +35,30 @@ def _enabled(config: pytest.Config) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _enabled(config):
         return
-    skip = pytest.mark.skip(reason="system test: run with `make system-test` (or -m system / GRADIENT_SYSTEM_TEST=1)")
+    skip = pytest.mark.skip(
+        reason="system test: run with `make system-test` / `make system-test-celery` "
+        "(or -m system / -m system_celery / GRADIENT_SYSTEM_TEST=1)"
+    )
     for item in items:
-        if item.get_closest_marker("system") is not None:
+        if item.get_closest_marker("system") is not None or item.get_closest_marker("system_celery") is not None:
             item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
-def deployment() -> Iterator[Deployment]:
+def deployment_options() -> dict[str, Any]:
+    """Keyword arguments of :class:`Deployment`: LocalExecutor, two triggerers (tests/system/celery overrides it)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def deployment(deployment_options: dict[str, Any]) -> Iterator[Deployment]:
     """The running deployment; stopped at the end of the session, also when anything failed."""
     logs = HERE / ".logs"
     for old in sorted(logs.glob("2*"))[:-KEEP_LOG_DIRS]:  # keep the most recent runs only
         shutil.rmtree(old, ignore_errors=True)
-    log_dir = logs / time.strftime("%Y%m%d-%H%M%S")
-    deployment = Deployment(log_dir)
+    suffix = "-celery" if deployment_options.get("executor") == "CeleryExecutor" else ""
+    log_dir = logs / (time.strftime("%Y%m%d-%H%M%S") + suffix)
+    deployment = Deployment(log_dir, **deployment_options)
     _STATE["deployment"] = deployment
     try:
         deployment.start()

@@ -71,7 +71,15 @@ class AirflowAPI:
         return self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})["task_instances"]
+        """Every task instance of the run, page by page (the API answers at most ``[api] maximum_page_limit``)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.get(
+                f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100, "offset": len(found)}
+            )
+            found.extend(page["task_instances"])
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
 
     def task_instance(
         self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None, *, missing_ok: bool = False
@@ -227,6 +235,10 @@ class Emulator:
 
     def clock(self) -> dict[str, Any]:
         return self._call("GET", "/clock")
+
+    def set_speed(self, speed: float) -> None:
+        """Emulated seconds per wall-clock second (``0`` freezes every job where it is)."""
+        self._call("POST", "/clock", json={"speed": speed})
 
     def add_fault(self, operation: str, kind: str, **options: Any) -> dict[str, Any]:
         return self._call("POST", "/faults", json={"operation": operation, "kind": kind, **options})

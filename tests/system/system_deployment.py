@@ -4,10 +4,13 @@ A real multi-process Airflow deployment on this machine, for the system tests.
 :class:`Deployment` starts, in this order: a throw-away PostgreSQL cluster (installed from the OS
 packages when its binaries are missing), ``airflow db migrate``, the project's Gradient API emulator,
 then ``airflow api-server``, ``airflow scheduler`` (LocalExecutor), ``airflow dag-processor`` and two
-``airflow triggerer`` processes. Every process runs in its own process group and carries a marker
-environment variable, so :meth:`Deployment.stop` can stop all of them (and anything they forked)
-by pid, also when a test fails or the interpreter exits. Each process writes to its own log file
-in :attr:`Deployment.log_dir`, which survives the run.
+``airflow triggerer`` processes. With ``executor="CeleryExecutor"`` it also starts a throw-away Redis
+(the broker, installed from the OS packages when missing; PostgreSQL is the result backend) and
+``airflow celery worker`` processes, each with a hostname and an ``AIRFLOW_HOME`` of its own.
+Every process runs in its own process group and carries a marker environment variable, so
+:meth:`Deployment.stop` can stop all of them (and anything they forked) by pid, also when a test
+fails or the interpreter exits. Each process writes to its own log file in
+:attr:`Deployment.log_dir`, which survives the run.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ProcessExited(RuntimeError):
+    """A process of the deployment exited: no point waiting for it any longer."""
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.5, message: str = "condition") -> Any:
     """Call ``predicate`` until it returns something truthy; raise :class:`TimeoutError` after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -65,6 +72,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
     while True:
         try:
             result = predicate()
+        except ProcessExited:
+            raise
         except Exception as error:  # the predicate may hit a server that is still starting
             last_error = error
             result = None
@@ -133,6 +142,16 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
 
+    def kill_tree(self) -> None:
+        """SIGKILL the process group and every descendant, also those that left the group."""
+        if self.popen is None:
+            return
+        tree = descendants(self.popen.pid)  # before the kill: orphans lose their parent pid
+        self.kill(signal.SIGKILL)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
     def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
         """Ask the process group to exit, wait ``timeout`` seconds, then SIGKILL what is left."""
         if self.popen is not None:
@@ -194,6 +213,17 @@ def our_pids(marker: str, sessions: set[int]) -> list[int]:
     return sorted(ours)
 
 
+def descendants(root: int) -> list[int]:
+    """``root`` and every live process below it (by parent pid)."""
+    table = {int(e): stat for e in os.listdir("/proc") if e.isdigit() and (stat := _stat(e)) is not None}
+    tree, grew = {root}, True
+    while grew:
+        children = {pid for pid, (ppid, _) in table.items() if ppid in tree and pid not in tree}
+        tree |= children
+        grew = bool(children)
+    return sorted(tree)
+
+
 def cmdline(pid: int) -> str:
     """A process's command line (its title, when it set one)."""
     try:
@@ -218,15 +248,20 @@ def _postgres_bindir() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
+def apt_install(package: str) -> None:
+    """Install a Debian package (``apt-get update`` first), as root or through ``sudo -n``."""
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*prefix, "apt-get", "update"], check=True, env=env)
+    subprocess.run([*prefix, "apt-get", "install", "-y", "--no-install-recommends", package], check=True, env=env)
+
+
 def ensure_postgres_installed() -> Path:
     """The directory holding ``initdb``/``postgres``; installs the ``postgresql`` package if needed."""
     bindir = _postgres_bindir()
     if bindir is not None:
         return bindir
-    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([*prefix, "apt-get", "update"], check=True, env=env)
-    subprocess.run([*prefix, "apt-get", "install", "-y", "--no-install-recommends", "postgresql"], check=True, env=env)
+    apt_install("postgresql")
     bindir = _postgres_bindir()
     if bindir is None:
         raise RuntimeError("installed the postgresql package but found no initdb")
@@ -335,6 +370,71 @@ class Postgres:
 
 
 # --------------------------------------------------------------------------------------------
+# Redis (the Celery broker)
+# --------------------------------------------------------------------------------------------
+
+
+def ensure_redis_installed() -> str:
+    """The ``redis-server`` binary; installs the ``redis-server`` package if needed."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    apt_install("redis-server")
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError("installed the redis-server package but found no redis-server")
+    return found
+
+
+class Redis:
+    """A throw-away Redis in ``root/redis`` on 127.0.0.1 only, without persistence."""
+
+    def __init__(self, root: Path, log_dir: Path, marker: str) -> None:
+        self.root = root / "redis"
+        self.log_dir = log_dir
+        self.marker = marker
+        self.port = free_port()
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = ensure_redis_installed()
+        self.root.mkdir()
+        argv = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.root),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ]
+        env = {"PATH": os.environ.get("PATH", ""), MARKER_ENV: self.marker}
+        self.process = ManagedProcess("redis", argv, env, self.log_dir / "redis.log", cwd=self.root).start()
+        wait_until(self._ready, 30, 0.1, "Redis to accept connections")
+
+    def _ready(self) -> bool:
+        if self.process is None or not self.process.alive:
+            raise RuntimeError(f"redis exited; see {self.log_dir / 'redis.log'}")
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------
 # The deployment
 # --------------------------------------------------------------------------------------------
 
@@ -346,19 +446,49 @@ class Ports:
     worker_logs: int = field(default_factory=free_port)
 
 
+#: Distinct loopback hostnames, so ``triggerer_job.hostname`` / a task instance's ``hostname`` tell
+#: which process runs a trigger or a task (see :mod:`system_hostname`).
+TRIGGERER_LOOPBACKS = ("127.0.0.1", "localhost", "127.0.0.2")
+WORKER_LOOPBACKS = ("127.0.0.3", "127.0.0.4", "127.0.0.5")
+
+
 class Deployment:
     """
     The whole system under test. ``start()`` brings everything up and waits until it is healthy;
     ``stop()`` brings everything down (idempotent, registered with :mod:`atexit`).
 
     :param log_dir: Where every process log (and Airflow's task logs) goes; kept after the run.
+    :param executor: ``"LocalExecutor"`` (tasks run under the scheduler) or ``"CeleryExecutor"``.
+    :param triggerers: How many ``airflow triggerer`` processes to run (at most three).
+    :param workers: How many ``airflow celery worker`` processes (CeleryExecutor only).
+    :param worker_concurrency: Task slots of each Celery worker.
+    :param second_token_limits: ``(per minute, per hour)`` of the second token (connection
+        ``gradient_second``), ``None``: the same limits as the first.
     """
 
-    TRIGGERERS = ("triggerer-a", "triggerer-b")
-    #: Distinct loopback hostnames, so ``triggerer_job.hostname`` tells which process runs a trigger.
-    TRIGGERER_HOSTNAMES = {"triggerer-a": "127.0.0.1", "triggerer-b": "localhost"}
-
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        executor: str = "LocalExecutor",
+        triggerers: int = 2,
+        workers: int = 0,
+        worker_concurrency: int = 8,
+        second_token_limits: tuple[int, int] | None = None,
+    ) -> None:
+        if executor not in ("LocalExecutor", "CeleryExecutor"):
+            raise ValueError(f"executor must be LocalExecutor or CeleryExecutor, got {executor!r}")
+        if (executor == "CeleryExecutor") != (workers > 0):
+            raise ValueError("workers: at least one with CeleryExecutor, none with LocalExecutor")
+        self.executor = executor
+        self.TRIGGERERS = tuple(f"triggerer-{chr(ord('a') + i)}" for i in range(triggerers))
+        self.TRIGGERER_HOSTNAMES = dict(zip(self.TRIGGERERS, TRIGGERER_LOOPBACKS, strict=False))
+        self.WORKERS = tuple(f"worker-{chr(ord('a') + i)}" for i in range(workers))
+        self.WORKER_HOSTNAMES = dict(zip(self.WORKERS, WORKER_LOOPBACKS, strict=False))
+        if len(self.TRIGGERER_HOSTNAMES) < triggerers or len(self.WORKER_HOSTNAMES) < workers:
+            raise ValueError("more triggerers or workers than distinct loopback hostnames")
+        self.worker_concurrency = worker_concurrency
+        self.second_token_limits = second_token_limits
         self.log_dir = log_dir
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.marker = uuid.uuid4().hex
@@ -372,6 +502,7 @@ class Deployment:
             shutil.copy2(path, self.dags / path.name)
         self.ports = Ports()
         self.postgres = Postgres(self.root, self.log_dir, self.marker)
+        self.redis = Redis(self.root, self.log_dir, self.marker) if self.WORKERS else None
         self.processes: dict[str, ManagedProcess] = {}
         self.bin = Path(sys.executable).parent
         self.timings: dict[str, float] = {}
@@ -387,14 +518,21 @@ class Deployment:
     def emulator_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.emulator}"
 
+    def token_limits(self, token: str = EMULATOR_TOKEN) -> tuple[int, int]:
+        """``(per minute, per hour)`` the emulator enforces for ``token``."""
+        if token == SECOND_TOKEN and self.second_token_limits is not None:
+            return self.second_token_limits
+        return RATE_LIMIT_PER_MINUTE, RATE_LIMIT_PER_HOUR
+
     def connection_json(self, token: str = EMULATOR_TOKEN) -> str:
         """``AIRFLOW_CONN_GRADIENT_DEFAULT``: the emulator, declaring the token's real limits.
 
         ``GRADIENT_SYSTEM_CONN_EXTRA`` (JSON) overrides extras, for experiments.
         """
+        per_minute, per_hour = self.token_limits(token)
         extra: dict[str, Any] = {
-            "requests_per_minute": RATE_LIMIT_PER_MINUTE,
-            "requests_per_hour": RATE_LIMIT_PER_HOUR,
+            "requests_per_minute": per_minute,
+            "requests_per_hour": per_hour,
             "timeout": 10,
             "connect_timeout": 5,
         }
@@ -442,6 +580,24 @@ class Deployment:
                 "AIRFLOW_CONN_GRADIENT_SECOND": self.connection_json(SECOND_TOKEN),
             }
         )
+        if self.redis is not None:
+            env.update(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                    "AIRFLOW__CORE__PARALLELISM": str(2 * self.worker_concurrency * len(self.WORKERS)),
+                    "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.postgres.sqlalchemy_url,
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+                    # A task whose worker died before it ran is queued again after this long.
+                    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+                    # Sending a task to the broker may take seconds on a loaded 2-core machine; the
+                    # default (1 s) makes the scheduler resend it, then fail a task a worker runs.
+                    "AIRFLOW__CELERY__OPERATION_TIMEOUT": "15",
+                    # Fifty tasks resuming at once against a just restarted API server on 2 cores
+                    # take longer than the default 5 s to be answered.
+                    "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+                }
+            )
         if extra:
             env.update(extra)
         return env
@@ -454,6 +610,10 @@ class Deployment:
         began = time.monotonic()
         self.postgres.start()
         self._timed("postgres", began)
+        if self.redis is not None:
+            step = time.monotonic()
+            self.redis.start()
+            self._timed("redis", step)
 
         step = time.monotonic()
         with open(self.log_dir / "airflow-db-migrate.log", "wb") as log:
@@ -498,12 +658,19 @@ class Deployment:
             0.2,
             "the emulator",
         )
-        requests.post(
-            f"{self.emulator_url}/_emulator/tokens", json={"token": SECOND_TOKEN}, timeout=10
-        ).raise_for_status()
+        for name, token in (("first", EMULATOR_TOKEN), ("second", SECOND_TOKEN)):
+            per_minute, per_hour = self.token_limits(token)
+            body = {"token": token, "name": name, "per_minute": per_minute, "per_hour": per_hour}
+            requests.post(f"{self.emulator_url}/_emulator/tokens", json=body, timeout=10).raise_for_status()
         self._timed("emulator", step)
 
         step = time.monotonic()
+        self.start_airflow()
+        self._timed("airflow processes healthy", step)
+        self._timed("total startup", began)
+
+    def start_airflow(self) -> None:
+        """Start every Airflow process (API server, scheduler, dag processor, workers, triggerers)."""
         airflow = str(self.bin / "airflow")
         self._spawn(
             "api-server",
@@ -511,11 +678,19 @@ class Deployment:
         )
         self._spawn("scheduler", [airflow, "scheduler"])
         self._spawn("dag-processor", [airflow, "dag-processor"])
+        for name in self.WORKERS:
+            self.start_worker(name)
         for name in self.TRIGGERERS:
             self.start_triggerer(name)
         self.wait_healthy(180)
-        self._timed("airflow processes healthy", step)
-        self._timed("total startup", began)
+
+    def stop_airflow(self) -> None:
+        """Stop every Airflow process (SIGTERM to all first, so they shut down in parallel)."""
+        airflow = [name for name in self.processes if name != "emulator"]
+        for name in airflow:
+            self.processes[name].kill(signal.SIGTERM)
+        for name in airflow:
+            self.processes[name].stop(timeout=20)
 
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> ManagedProcess:
         process = ManagedProcess(name, argv, dict(env or self.airflow_env()), self.log_dir / f"{name}.log")
@@ -537,11 +712,39 @@ class Deployment:
         )
         return self._spawn(name, [str(self.bin / "airflow"), "triggerer"], env)
 
+    def start_worker(self, name: str) -> ManagedProcess:
+        """(Re)start the Celery worker ``name``: its own hostname, ``AIRFLOW_HOME`` and log-server port."""
+        old = self.processes.get(name)
+        if old is not None:
+            old.stop()
+        home = self.root / f"{name}-home"
+        home.mkdir(exist_ok=True)
+        hostname = self.WORKER_HOSTNAMES[name]
+        env = self.airflow_env(
+            {
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "system_hostname.hostname",
+                "GRADIENT_SYSTEM_HOSTNAME": hostname,
+                "PYTHONPATH": str(HERE),
+            }
+        )
+        argv = [str(self.bin / "airflow"), "celery", "worker", "--celery-hostname", f"{name}@{hostname}"]
+        return self._spawn(name, [*argv, "--concurrency", str(self.worker_concurrency)], env)
+
+    def celery_workers_ready(self) -> bool:
+        """Whether every worker logged that it is ready to take tasks (this incarnation)."""
+        for name in self.WORKERS:
+            text = self.processes[name].log_text()
+            if " ready." not in text[text.rfind("==== ") :]:
+                return False
+        return True
+
     def _check_alive(self, *names: str) -> bool:
         for name in names or tuple(self.processes):
             process = self.processes.get(name)
             if process is not None and not process.alive:
-                raise RuntimeError(
+                raise ProcessExited(
                     f"{name} exited with {process.popen.returncode if process.popen else '?'}; see {process.log_path}"
                 )
         return True
@@ -555,7 +758,7 @@ class Deployment:
             components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
             if not all(health.get(name, {}).get("status") == "healthy" for name in components):
                 return False
-            return len(self.alive_triggerer_job_ids()) >= len(self.TRIGGERERS)
+            return len(self.alive_triggerer_job_ids()) >= len(self.TRIGGERERS) and self.celery_workers_ready()
 
         wait_until(healthy, timeout, 1.0, "the Airflow deployment to become healthy")
         # Warm the execution API up (its first request initialises lazily and can take many seconds).
@@ -609,8 +812,9 @@ class Deployment:
 
     def _sessions(self) -> set[int]:
         sessions = {p.popen.pid for p in self.processes.values() if p.popen is not None}
-        if self.postgres.process is not None and self.postgres.process.popen is not None:
-            sessions.add(self.postgres.process.popen.pid)
+        for service in (self.postgres, self.redis):
+            if service is not None and service.process is not None and service.process.popen is not None:
+                sessions.add(service.process.popen.pid)
         return sessions
 
     def our_processes(self) -> dict[int, str]:
@@ -622,13 +826,11 @@ class Deployment:
             return
         self._stopped = True
         self._save_emulator_record()
-        airflow = [name for name in self.processes if name != "emulator"]
-        for name in airflow:  # SIGTERM them all first: they shut down in parallel
-            self.processes[name].kill(signal.SIGTERM)
-        for name in airflow:
-            self.processes[name].stop(timeout=20)
+        self.stop_airflow()
         if "emulator" in self.processes:
             self.processes["emulator"].stop(timeout=5)
+        if self.redis is not None:
+            self.redis.stop()
         self.postgres.stop()
         sessions = self._sessions()
         for _ in range(3):  # anything we started that escaped its process group

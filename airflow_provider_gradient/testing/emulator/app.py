@@ -307,6 +307,7 @@ def _pipeline(backend: Backend, operations: dict[str, Operation]) -> Callable[[R
         raw_body = await request.body() if method in ("POST", "PUT", "PATCH") else b""
         parsed: Any = None
         rate = None
+        token_name: str | None = None
         fault: Fault | None = None
         media_type = _JSON
         extra_headers: dict[str, str] = {}
@@ -326,6 +327,7 @@ def _pipeline(backend: Backend, operations: dict[str, Operation]) -> Callable[[R
             scopes = tokens.scopes(token) if token is not None else None
             if token is None or scopes is None:
                 raise ApiError(401, "Unable to authenticate you")
+            token_name = tokens.name(token)
             rate = limiter.check(token)
             if not rate.allowed:
                 raise ApiError(429, "API rate limit exceeded.")
@@ -393,6 +395,7 @@ def _pipeline(backend: Backend, operations: dict[str, Operation]) -> Callable[[R
                     operation=operation.operation_id if operation is not None else None,
                     request_id=request_id,
                     fault=fault.kind if fault is not None else None,
+                    token_name=token_name,
                 )
             )
         return response

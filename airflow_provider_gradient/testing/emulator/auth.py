@@ -26,22 +26,35 @@ def bearer_token(header: str | None) -> str | None:
 
 
 class TokenRegistry:
-    """Known tokens and the scopes each one carries."""
+    """Known tokens, the scopes each one carries and the name it is recorded under."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tokens: dict[str, frozenset[str]] = {}
+        self._names: dict[str, str] = {}
 
-    def add(self, token: str, scopes: Iterable[str] = ALL_SCOPES) -> None:
+    def add(self, token: str, scopes: Iterable[str] = ALL_SCOPES, name: str | None = None) -> None:
         """Register (or re-register) a token.
 
         :param token: the bearer token value.
         :param scopes: its scopes, e.g. ``["genai:read"]``.
+        :param name: what the request log records for its requests (never the token itself).
         """
         if not token:
             raise ValueError("token must not be empty")
         with self._lock:
             self._tokens[token] = frozenset(scopes)
+            if name is not None:
+                self._names[token] = name
+            else:
+                self._names.pop(token, None)
+
+    def name(self, token: str) -> str | None:
+        """The name the token was registered under, ``None`` if it has none.
+
+        :param token: the bearer token value.
+        """
+        return self._names.get(token)
 
     def scopes(self, token: str) -> frozenset[str] | None:
         """The token's scopes, ``None`` if the token is unknown.
@@ -54,3 +67,4 @@ class TokenRegistry:
         """Forget every token."""
         with self._lock:
             self._tokens.clear()
+            self._names.clear()

@@ -8,7 +8,8 @@ Method  Path                                            Body / answer
 ======  ==============================================  ==================================================
 GET     /_emulator/health                               ``{"status": "ok", "now": ..., "speed": ...}``
 POST    /_emulator/reset                                forget everything (KBs, jobs, faults, requests...)
-POST    /_emulator/tokens                               ``{"token", "scopes"}``
+POST    /_emulator/tokens                               ``{"token", "scopes", "name", "per_minute",
+                                                        "per_hour"}`` (limits of its own when given)
 POST    /_emulator/knowledge_bases                      ``{"name", "data_sources", "database_ready",
                                                         "database_ready_after", "auto_index", "region"}``
                                                         -> ``{"uuid", "name", "data_source_uuids"}``
@@ -101,7 +102,10 @@ def _reset(backend: Backend, request: Request, body: dict[str, Any]) -> Any:
 
 
 def _add_token(backend: Backend, request: Request, body: dict[str, Any]) -> Any:
-    backend.tokens.add(str(body["token"]), body.get("scopes", sorted(ALL_SCOPES)))
+    token = str(body["token"])
+    backend.tokens.add(token, body.get("scopes", sorted(ALL_SCOPES)), body.get("name"))
+    if "per_minute" in body or "per_hour" in body:
+        backend.limiter.limit_token(token, body.get("per_minute"), body.get("per_hour"))
 
 
 def _create_kb(backend: Backend, request: Request, body: dict[str, Any]) -> Any:

@@ -99,6 +99,17 @@ class RateLimiter:
         self._epoch_offset = time.time() - time_fn()
         self._lock = threading.Lock()
         self._windows: dict[str, _Windows] = {}
+        self._token_limits: dict[str, tuple[int | None, int | None]] = {}
+
+    def limit_token(self, token: str, per_minute: int | None, per_hour: int | None) -> None:
+        """Give ``token`` limits of its own instead of the shared ones (like two accounts' tokens).
+
+        :param token: the bearer token (used only as a dictionary key, never logged).
+        :param per_minute: its requests per rolling minute, ``None`` for unlimited.
+        :param per_hour: its requests per rolling hour, ``None`` for unlimited.
+        """
+        with self._lock:
+            self._token_limits[token] = (per_minute, per_hour)
 
     def configure(self, per_minute: int | None, per_hour: int | None, headers: HeaderMode | None = None) -> None:
         """Change the limits (counted requests are kept).
@@ -113,13 +124,14 @@ class RateLimiter:
             self.headers = _header_mode(headers)
 
     def reset(self) -> None:
-        """Forget every counted request."""
+        """Forget every counted request and every token's own limits."""
         with self._lock:
             self._windows.clear()
+            self._token_limits.clear()
 
     @property
     def _hour_limit(self) -> int:
-        return self.per_hour if self.per_hour is not None else 2**31 - 1
+        return _hour_header(self.per_hour)
 
     def idle(self) -> RateDecision:
         """Header values for a request that is not attributed to any token (for example a 401)."""
@@ -143,10 +155,11 @@ class RateLimiter:
             hour_cutoff = now - self.hour_window
             while hour and hour[0] <= hour_cutoff:
                 hour.popleft()
-            limit = self._hour_limit
-            if self.per_hour is not None and len(hour) >= self.per_hour:
+            per_minute, per_hour = self._token_limits.get(token, (self.per_minute, self.per_hour))
+            limit = _hour_header(per_hour)
+            if per_hour is not None and len(hour) >= per_hour:
                 return RateDecision(False, limit, 0, self._reset(hour, now))
-            if self.per_minute is not None and len(minute) >= self.per_minute:
+            if per_minute is not None and len(minute) >= per_minute:
                 oldest = minute[0] if minute else now
                 wait = max(1, math.ceil(oldest + self.minute_window - now))
                 reset = self._reset(hour, now) if self.headers == "hourly" else self._reset(minute, now, short=True)
@@ -154,14 +167,19 @@ class RateLimiter:
             minute.append(now)
             hour.append(now)
             remaining, reset = limit - len(hour), self._reset(hour, now)
-            if self.headers == "binding" and self.per_minute is not None and self.per_minute - len(minute) < remaining:
-                remaining, reset = self.per_minute - len(minute), self._reset(minute, now, short=True)
+            if self.headers == "binding" and per_minute is not None and per_minute - len(minute) < remaining:
+                remaining, reset = per_minute - len(minute), self._reset(minute, now, short=True)
             return RateDecision(True, limit, max(0, remaining), reset)
 
     def _reset(self, window: deque[float], now: float, *, short: bool = False) -> int:
         """Epoch second at which the oldest request counted in ``window`` leaves it."""
         oldest = window[0] if window else now
         return math.ceil(oldest + (self.minute_window if short else self.hour_window) + self._epoch_offset)
+
+
+def _hour_header(per_hour: int | None) -> int:
+    """``ratelimit-limit`` for an hourly limit (``None``: unlimited)."""
+    return per_hour if per_hour is not None else 2**31 - 1
 
 
 def _header_mode(value: str) -> HeaderMode:

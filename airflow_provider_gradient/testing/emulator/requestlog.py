@@ -27,6 +27,7 @@ class RecordedRequest:
     :param operation: operation id, ``None`` for unknown routes.
     :param request_id: the ``x-request-id`` answered.
     :param fault: kind of the fault injected into this call, if any.
+    :param token_name: the name its (known) token was registered under, if any; never the token.
     """
 
     time: float
@@ -40,6 +41,7 @@ class RecordedRequest:
     operation: str | None
     request_id: str
     fault: str | None = None
+    token_name: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

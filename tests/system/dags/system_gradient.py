@@ -61,3 +61,33 @@ with DAG(
         poll_interval=5.0,
         timeout=900.0,
     ).expand(knowledge_base_uuid=knowledge_bases())
+
+# The CeleryExecutor scenarios (tests/system/celery): one mapped task per ``[knowledge base uuid,
+# connection id]`` pair of the run's conf ``targets``, all deferred; a run starts once the one
+# before it ended (a knowledge base runs one job at a time). ``gradient_fleet_retry`` retries once.
+for fleet_dag_id, fleet_retries in (("gradient_fleet", 0), ("gradient_fleet_retry", 1)):
+    with DAG(
+        dag_id=fleet_dag_id,
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        max_active_tasks=128,
+        tags=["system-test"],
+    ):
+
+        @task
+        def targets(**context: Any) -> list[dict[str, str]]:
+            return [
+                {"knowledge_base_uuid": kb, "gradient_conn_id": conn_id}
+                for kb, conn_id in context["dag_run"].conf["targets"]
+            ]
+
+        GradientStartIndexingJobOperator.partial(
+            task_id="reindex",
+            deferrable=True,
+            poll_interval=5.0,
+            timeout=900.0,
+            retries=fleet_retries,
+            retry_delay=timedelta(seconds=1),
+        ).expand_kwargs(targets())

@@ -145,3 +145,32 @@ def test_control_api_is_never_rate_limited(emu: GradientEmulator, api: Api) -> N
     emu.set_rate_limits(per_minute=0, per_hour=0)
     for _ in range(5):
         assert api.session.get(emu.base_url + "/_emulator/health").status_code == 200
+
+
+def test_a_token_with_limits_of_its_own() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(per_minute=5, per_hour=100, time_fn=clock)
+    limiter.limit_token("small", per_minute=2, per_hour=10)
+    assert [limiter.check("small").allowed for _ in range(3)] == [True, True, False]
+    assert limiter.check("small").limit == 10
+    # The others keep the shared limits.
+    assert [limiter.check("other").allowed for _ in range(6)] == [True] * 5 + [False]
+    assert limiter.check("other").limit == 100
+    limiter.reset()  # forgets the token's own limits too
+    assert [limiter.check("small").allowed for _ in range(3)] == [True, True, True]
+
+
+def test_token_limits_and_name_over_the_control_api(emu: GradientEmulator, api: Api) -> None:
+    emu.set_rate_limits(per_minute=10, per_hour=100)
+    control = api.session.post(
+        emu.base_url + "/_emulator/tokens",
+        json={"token": "dop_v1_team_b", "name": "team-b", "per_minute": 1, "per_hour": 7},
+    )
+    assert control.status_code == 200, control.text
+    answers = [api.get(f"{API}/knowledge_bases", bearer="dop_v1_team_b") for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 429]
+    assert answers[0].headers["ratelimit-limit"] == "7"
+    assert api.get(f"{API}/knowledge_bases").status_code == 200  # the default token: shared limits
+    recorded = emu.requests[-3:]
+    assert [r.token_name for r in recorded] == ["team-b", "team-b", None]
+    assert "dop_v1_team_b" not in repr(recorded)
