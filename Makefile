@@ -79,10 +79,8 @@ system-test: $(STAMP) ## Real multi-process Airflow + PostgreSQL + emulator syst
 	$(BIN)/pytest tests/system -m system -p no:cacheprovider
 
 .PHONY: system-test-celery
-# The celery extra is installed without the constraints: celery pins python-dateutil (and kombu[redis]
-# packaging) below the tested versions, so this target moves those two back in .venv.
 system-test-celery: $(STAMP) ## The CeleryExecutor system tests: Redis, 2 workers, 3 triggerers, 2 tokens (tests/system/celery; CI runs it)
-	$(BIN)/python -m uv pip install -q --python $(BIN)/python -e ".[test,celery]"
+	$(BIN)/python -m uv pip install -q --python $(BIN)/python -c constraints/py$(VENV_PY_VERSION).txt -e ".[test,celery]"
 	$(BIN)/pytest tests/system/celery -m system_celery -p no:cacheprovider -rP
 
 # --- Oldest supported versions -----------------------------------------------------------------
