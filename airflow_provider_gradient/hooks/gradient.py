@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,7 +13,7 @@ import tenacity
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
 from airflow_provider_gradient import _api
-from airflow_provider_gradient._settings import ClientSettings
+from airflow_provider_gradient._settings import ClientSettings, RetryPolicy
 from airflow_provider_gradient.exceptions import (
     GradientAmbiguousStartError,
     GradientAPIError,
@@ -25,7 +25,7 @@ from airflow_provider_gradient.exceptions import (
     GradientTransportError,
 )
 from airflow_provider_gradient.hooks import _transport
-from airflow_provider_gradient.hooks._budget import budget_for, sync_budget_for
+from airflow_provider_gradient.hooks._budget import RequestBudget, budget_for, sync_budget_for
 from airflow_provider_gradient.models import (
     IndexedDataSource,
     IndexingJob,
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import aiohttp
     import requests
 
-__all__ = ["GradientHook"]
+__all__ = ["GradientHook", "paced_call"]
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -59,6 +59,54 @@ SETTINGS_TTL = 5.0
 _LOOP_SETTINGS: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[tuple[type, str], tuple[float, asyncio.Future[ClientSettings]]]
 ] = weakref.WeakKeyDictionary()
+
+
+async def paced_call(
+    op: _api.Operation[T],
+    budget: RequestBudget,
+    policy: RetryPolicy,
+    send: Callable[[], Awaitable[_api.RawResponse]],
+    *,
+    foreground: bool,
+    logger: Any = None,
+) -> T:
+    """
+    One async call: a turn from the token's budget, the request, the budget told of the answer,
+    and the retry policy around it. :meth:`GradientHook.arun` sends through its transport; the
+    multi-process simulation of the budget (``tests/hooks/budget_simulation.py``) sends to the
+    emulator's rate limiter on a virtual-time event loop, through this same code.
+
+    :param op: The operation (its parser and retry rules).
+    :param budget: The token's budget on this event loop; its ``clock`` measures the retry budget.
+    :param policy: The connection's retry policy.
+    :param send: Sends the request once and returns the raw answer.
+    :param foreground: The caller's priority (see :mod:`._budget`).
+    :param logger: Where retries are logged.
+    """
+    started = budget.clock()
+
+    async def attempt() -> T:
+        await budget.acquire(foreground=foreground, max_wait=policy.budget - (budget.clock() - started))
+        raw = await send()
+        budget.observe_now(raw.headers, raw.status)
+        return _api.parse_response(op, raw)
+
+    # The first attempt goes without the retry machinery (a trigger's polls nearly always
+    # succeed at once, and entering tenacity is the dearest step of a poll); a failure worth
+    # retrying is then handed to tenacity as its first attempt, so the policy is the same.
+    try:
+        return await attempt()
+    except Exception as error:
+        if not _api.is_retryable(op, error):
+            raise
+        first: Exception | None = error
+    async for retry in tenacity.AsyncRetrying(**_api.retry_kwargs(op, policy, logger)):
+        with retry:
+            if first is not None:
+                made, first = first, None
+                raise made
+            return await attempt()
+    raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
 
 def _has_port(url: str) -> bool:
@@ -256,31 +304,14 @@ class GradientHook(BaseHook):
         session = self._async_session
         budget = budget_for(settings.token_key, settings.requests_per_minute, settings.requests_per_hour)
         # Polls make way for a task's own calls (start, cancel) when the token runs low.
-        foreground = op.method != "GET"
-        started = time.monotonic()
-
-        async def send() -> T:
-            await budget.acquire(foreground=foreground, max_wait=settings.retry.budget - (time.monotonic() - started))
-            raw = await _transport.async_send(session, settings, op)
-            budget.observe_now(raw.headers, raw.status)
-            return _api.parse_response(op, raw)
-
-        # The first attempt goes without the retry machinery (a trigger's polls nearly always
-        # succeed at once, and entering tenacity is the dearest step of a poll); a failure worth
-        # retrying is then handed to tenacity as its first attempt, so the policy is the same.
-        try:
-            return await send()
-        except Exception as error:
-            if not _api.is_retryable(op, error):
-                raise
-            first: Exception | None = error
-        async for attempt in tenacity.AsyncRetrying(**_api.retry_kwargs(op, settings.retry, self.log)):
-            with attempt:
-                if first is not None:
-                    made, first = first, None
-                    raise made
-                return await send()
-        raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
+        return await paced_call(
+            op,
+            budget,
+            settings.retry,
+            lambda: _transport.async_send(session, settings, op),
+            foreground=op.method != "GET",
+            logger=self.log,
+        )
 
     def _pages(self, first: _api.Operation[T], items: Callable[[T], list[Item]]) -> Iterator[Item]:
         """Every item of every page; stops on an empty page, past ``meta.pages`` or on a loop."""
