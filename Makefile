@@ -35,8 +35,12 @@ type: $(STAMP) ## mypy (strict) on the package
 unit: $(STAMP) ## The test suite only
 	$(BIN)/pytest
 
+.PHONY: bench-check
+bench-check: $(STAMP) ## Fail if docs/performance.md differs from what benchmarks/results/ renders
+	$(BIN)/python benchmarks/report.py --check
+
 .PHONY: test
-test: lint type unit ## Lint, type-check and run every test
+test: lint type bench-check unit ## Lint, type-check, check docs/performance.md and run every test
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff fixes and formatting
