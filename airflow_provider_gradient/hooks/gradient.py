@@ -332,7 +332,13 @@ class GradientHook(BaseHook):
     # Indexing jobs
     # ----------------------------------------------------------------------------------------
 
-    def start_indexing_job(self, knowledge_base_uuid: str, data_source_uuids: list[str] | None = None) -> IndexingJob:
+    def start_indexing_job(
+        self,
+        knowledge_base_uuid: str,
+        data_source_uuids: list[str] | None = None,
+        *,
+        previous_job_uuid: str | None = None,
+    ) -> IndexingJob:
         """
         Start an indexing job; never create two.
 
@@ -343,6 +349,9 @@ class GradientHook(BaseHook):
 
         :param knowledge_base_uuid: The knowledge base to index.
         :param data_source_uuids: Only these data sources; ``None`` indexes all of them.
+        :param previous_job_uuid: The knowledge base's newest job as read before the start (its
+            ``last_indexing_job``), if any: neither it nor an older job is adopted after an
+            ambiguous start, however recently it was created.
         :raises GradientConflictError: The knowledge base already has a job running.
         :raises GradientAmbiguousStartError: The start may have failed or not, and no job was found.
         """
@@ -359,7 +368,12 @@ class GradientHook(BaseHook):
                 "for the job it may have created instead.",
                 err,
             )
-            job = self.find_started_job(kb_uuid, sent_at, op.body.get("data_source_uuids") if op.body else None)
+            job = self.find_started_job(
+                kb_uuid,
+                sent_at,
+                op.body.get("data_source_uuids") if op.body else None,
+                previous_job_uuid=previous_job_uuid,
+            )
             if job is not None:
                 self.log.info("Adopting indexing job %s, created by the ambiguous start.", job.uuid)
                 return job
@@ -369,12 +383,26 @@ class GradientHook(BaseHook):
             ) from err
 
     def find_started_job(
-        self, knowledge_base_uuid: str, sent_at: float, data_source_uuids: list[str] | None, checks: int = 3
+        self,
+        knowledge_base_uuid: str,
+        sent_at: float,
+        data_source_uuids: list[str] | None,
+        checks: int = 3,
+        *,
+        previous_job_uuid: str | None = None,
     ) -> IndexingJob | None:
         """
         The job an ambiguous start created: on this knowledge base, created after the start was sent
-        (less :data:`CLOCK_SKEW`), for the same data sources. A job that was already running is not
-        adopted: it is someone else's, and the start would have been refused because of it.
+        (less :data:`CLOCK_SKEW`), for the same data sources; the newest such job. A job that was
+        there before the start is not adopted: ``previous_job_uuid`` (the knowledge base's newest
+        job read before the start) and every job created before it are someone else's.
+
+        :param knowledge_base_uuid: The knowledge base the start was for.
+        :param sent_at: When the start was sent (epoch seconds, this machine's clock).
+        :param data_source_uuids: The data sources the start asked for (``None``: all of them).
+        :param checks: How many times to list the knowledge base's jobs (a new job may take a
+            moment to be listed), 2 s, then 4 s, ... apart.
+        :param previous_job_uuid: The newest job before the start, if known.
         """
         wanted = set(data_source_uuids or ())
         for check in range(checks):
@@ -386,12 +414,17 @@ class GradientHook(BaseHook):
                 # Whatever failed here, the caller must still hear that the start was ambiguous.
                 self.log.warning("Could not list the knowledge base's jobs to reconcile: %s", err)
                 continue
+            earliest = sent_at - CLOCK_SKEW
+            previous = next((job for job in jobs if previous_job_uuid and job.uuid == previous_job_uuid), None)
+            if previous is not None and previous.created_at is not None:
+                earliest = max(earliest, previous.created_at.timestamp())
             candidates = [
                 job
                 for job in jobs
                 if job.uuid
+                and job.uuid != previous_job_uuid
                 and job.created_at is not None
-                and job.created_at.timestamp() >= sent_at - CLOCK_SKEW
+                and job.created_at.timestamp() >= earliest
                 and (not wanted or not job.data_source_uuids or set(job.data_source_uuids) == wanted)
             ]
             if candidates:
