@@ -419,7 +419,7 @@ class GradientHook(BaseHook):
             if previous is not None and previous.created_at is not None:
                 earliest = max(earliest, previous.created_at.timestamp())
             candidates = [
-                job
+                (job.created_at.timestamp(), job)
                 for job in jobs
                 if job.uuid
                 and job.uuid != previous_job_uuid
@@ -428,7 +428,7 @@ class GradientHook(BaseHook):
                 and (not wanted or not job.data_source_uuids or set(job.data_source_uuids) == wanted)
             ]
             if candidates:
-                return max(candidates, key=lambda job: job.created_at.timestamp() if job.created_at else 0.0)
+                return max(candidates, key=lambda candidate: candidate[0])[1]  # the newest, in any listing order
         return None
 
     def get_indexing_job(self, indexing_job_uuid: str) -> IndexingJob:

@@ -8,6 +8,10 @@ the clock-skew edge is checked to the second.
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
+from typing import Any
+
 import pytest
 
 from airflow_provider_gradient.exceptions import GradientAmbiguousStartError
@@ -35,7 +39,7 @@ def _created(hook: GradientHook, job_uuid: str) -> float:
 
 
 def _finish_and_start_another(emu: GradientEmulator, kb: KnowledgeBaseHandle, sources: list[str] | None) -> str:
-    emu.clock.advance(60.0)  # the running job ends; the next one is created a minute later
+    emu.clock.advance(20.0)  # the running job ends; the next one is created 20 s later (within the skew)
     return emu.start_job_server_side(kb.uuid, sources)
 
 
@@ -106,12 +110,14 @@ def test_the_job_seen_before_the_start_is_never_adopted(
 ) -> None:
     """
     The knowledge base's newest job read before the start, created within the skew window and
-    even still running, is someone else's: it is not adopted, and neither is an older one
-    (ignoring ``previous_job_uuid`` turns this red).
+    even still running, is someone else's: it is not adopted, and neither is an older one also
+    within the window (ignoring ``previous_job_uuid``, or only its uuid and not its age, turns
+    this red).
     """
     older = gradient_emulator.start_job_server_side(kb.uuid)
     previous = _finish_and_start_another(gradient_emulator, kb, None)
     sent_at = _created(hook, previous) + 1.0
+    assert _created(hook, older) >= sent_at - CLOCK_SKEW  # the older job alone would pass the skew test
     assert hook.find_started_job(kb.uuid, sent_at, None, checks=1, previous_job_uuid=previous) is None
     assert hook.find_started_job(kb.uuid, sent_at, None, checks=1, previous_job_uuid=older) is not None
     ours = _finish_and_start_another(gradient_emulator, kb, None)
@@ -144,3 +150,80 @@ def test_no_job_is_found_after_the_given_checks(
     assert hook.find_started_job(kb.uuid, gradient_emulator.clock.now(), None, checks=3) is None
     assert gradient_emulator.count(operation="genai_list_indexing_jobs_by_knowledge_base") == 3
     assert no_sleep == [2.0, 4.0]
+
+
+def test_the_previous_job_is_found_wherever_it_is_listed(
+    hook: GradientHook, gradient_emulator: GradientEmulator, kb: KnowledgeBaseHandle
+) -> None:
+    """
+    Jobs newer than the previous one count from the previous job's age, not from the newest
+    job's: ours (data source 1) is adopted although a newer job for data source 2 is listed
+    first (taking the first listed job for the previous one turns this red).
+    """
+    first, second = kb.data_source_uuids
+    previous = gradient_emulator.start_job_server_side(kb.uuid)
+    ours = _finish_and_start_another(gradient_emulator, kb, [first])
+    _finish_and_start_another(gradient_emulator, kb, [second])
+    found = hook.find_started_job(kb.uuid, _created(hook, ours), [first], checks=1, previous_job_uuid=previous)
+    assert found is not None
+    assert found.uuid == ours
+
+
+def test_the_default_is_three_listings(
+    hook: GradientHook, gradient_emulator: GradientEmulator, kb: KnowledgeBaseHandle, no_sleep: list[float]
+) -> None:
+    """An ambiguous start looks three times, 2 s and 4 s apart, before it reports no job."""
+    gradient_emulator.reset_requests()
+    assert hook.find_started_job(kb.uuid, gradient_emulator.clock.now(), None) is None
+    assert gradient_emulator.count(operation="genai_list_indexing_jobs_by_knowledge_base") == 3
+    assert no_sleep == [2.0, 4.0]
+
+
+def test_a_failed_listing_is_logged_and_the_next_check_still_looks(
+    gradient_emulator: GradientEmulator,
+    kb: KnowledgeBaseHandle,
+    no_sleep: list[float],
+    connect_without_retries: GradientHook,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """
+    The first listing fails (500): the failure is logged with its error, and the second check
+    finds the job (giving up at the first failure, or logging without the error, turns this red).
+    """
+    hook = connect_without_retries
+    job = gradient_emulator.start_job_server_side(kb.uuid)
+    gradient_emulator.faults.add("genai_list_indexing_jobs_by_knowledge_base", status=500, message="db down", times=1)
+    found = hook.find_started_job(kb.uuid, _created(hook, job), None)
+    assert found is not None
+    assert found.uuid == job
+    logged = capsys.readouterr()
+    assert "Could not list the knowledge base's jobs to reconcile: " in logged.out + logged.err
+    assert "HTTP 500" in logged.out + logged.err
+    assert "db down" in logged.out + logged.err
+
+
+@pytest.fixture
+def connect_without_retries(gradient_emulator: GradientEmulator, monkeypatch: pytest.MonkeyPatch) -> GradientHook:
+    conn = {"conn_type": "gradient", "host": gradient_emulator.base_url, "password": gradient_emulator.token}
+    monkeypatch.setenv("AIRFLOW_CONN_GRADIENT_DEFAULT", json.dumps({**conn, "extra": {"max_retries": 0}}))
+    return GradientHook()
+
+
+def test_the_newest_candidate_wins_in_any_listing_order(requests_mock: Any, make_conn: Any) -> None:
+    """
+    The API lists newest first; an answer listing the older job first still gives the newer one
+    (taking the first candidate turns this red). A listing in another order comes only from a
+    mocked answer: the emulator always lists newest first.
+    """
+    kb = "79ca9798-cf7d-11ef-bf8f-4e013e2ddde4"
+    older, newer = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+    jobs = [
+        {"uuid": older, "knowledge_base_uuid": kb, "created_at": "2026-01-01T00:00:00Z"},
+        {"uuid": newer, "knowledge_base_uuid": kb, "created_at": "2026-01-01T00:00:30Z"},
+    ]
+    conn = make_conn()
+    requests_mock.get(f"{conn.base_url}/v2/gen-ai/knowledge_bases/{kb}/indexing_jobs", json={"jobs": jobs})
+    sent_at = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    found = GradientHook().find_started_job(kb, sent_at, None, checks=1)
+    assert found is not None
+    assert found.uuid == newer
