@@ -5,6 +5,8 @@ The fields of the wait events and of the errors a task finishes with: what a cal
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -124,3 +126,44 @@ def test_a_bad_event_is_described() -> None:
     with pytest.raises(GradientError) as info:
         _outcome.validate_event([1])
     assert str(info.value) == "Expected a trigger event (a dict), got list: [1]."
+
+
+def test_an_offset_time_is_converted_not_relabelled() -> None:
+    """``+02:00`` noon is 10:00 UTC (replacing the zone instead of converting turns this red)."""
+    assert _outcome.parse_time("2026-01-31T12:00:00+02:00") == datetime(2026, 1, 31, 10, 0, tzinfo=timezone.utc)
+    assert _outcome.parse_time("2026-01-31T12:00:00") == datetime(2026, 1, 31, 12, 0, tzinfo=timezone.utc)
+
+
+def test_a_job_event_message_is_one_sentence() -> None:
+    event = _outcome.job_event(job("FAILED", "FAILED"))
+    assert event is not None
+    assert event["message"].endswith(".")
+    assert not event["message"].endswith("..")
+
+
+def test_a_cancelled_end_says_so_with_the_errors() -> None:
+    event = {"status": "cancelled", "indexing_job_uuid": JOB, "message": "Cancelled.", "errors": ["a"]}
+    with pytest.raises(GradientJobCancelledError) as info:
+        _outcome.finish(event, fail_on_partial=False)
+    assert str(info.value) == "Cancelled.\n  - a"
+
+
+@pytest.mark.parametrize(
+    ("event", "level", "logged"),
+    [
+        ({"status": "success", "message": "Done: 100% indexed."}, logging.INFO, "Done: 100% indexed."),
+        ({"status": "success"}, logging.INFO, ""),
+        (
+            {"status": "partial", "message": "Part."},
+            logging.WARNING,
+            "Part. Some items failed to index: (no details given)",
+        ),
+    ],
+)
+def test_finish_logs_the_message_as_is_on_the_modules_logger(
+    caplog: pytest.LogCaptureFixture, event: dict[str, Any], level: int, logged: str
+) -> None:
+    with caplog.at_level(logging.INFO, logger="airflow_provider_gradient._outcome"):
+        _outcome.finish({"indexing_job_uuid": JOB, **event}, fail_on_partial=False)
+    records = [r for r in caplog.records if r.name == "airflow_provider_gradient._outcome"]
+    assert [(r.levelno, r.getMessage()) for r in records] == [(level, logged)]

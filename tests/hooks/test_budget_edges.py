@@ -38,7 +38,10 @@ def test_a_background_request_taken_anyway_borrows_from_the_bucket() -> None:
     for foreground in (False, True):
         b = RequestBudget(20, 10**6, burst=0.1, rng=random.Random(0))  # a bucket of one
         assert b.try_take(T0, WALL) == 0
-        b.take(T0, foreground=foreground)
+        if foreground:
+            b.take(T0, foreground=True)
+        else:
+            b.take(T0)  # background unless told
         waits.append(b.try_take(T0, WALL) * b.rate(T0, WALL))
     assert waits == [pytest.approx(2.0), pytest.approx(1.0)]
 
