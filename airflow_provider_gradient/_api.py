@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
@@ -40,6 +40,7 @@ from airflow_provider_gradient.models import (
     IndexedDataSource,
     IndexingJob,
     IndexingJobPage,
+    KnowledgeBase,
     KnowledgeBaseDataSourcePage,
     KnowledgeBaseDetails,
     KnowledgeBasePage,
@@ -55,6 +56,7 @@ __all__ = [
     "get_indexing_job_report_url",
     "get_indexing_schedule",
     "get_knowledge_base",
+    "last_page_number",
     "list_indexing_job_data_sources",
     "list_indexing_jobs",
     "list_knowledge_base_data_sources",
@@ -62,6 +64,7 @@ __all__ = [
     "list_knowledge_bases",
     "next_page",
     "parse_response",
+    "pick_knowledge_base",
     "retry_kwargs",
     "start_indexing_job",
     "validate_uuid",
@@ -316,6 +319,35 @@ def get_indexing_schedule(knowledge_base_uuid: str) -> Operation[ScheduledIndexi
     )
 
 
+def pick_knowledge_base(knowledge_base_name: str, knowledge_bases: Iterable[KnowledgeBase]) -> str:
+    """
+    The uuid of the one knowledge base named ``knowledge_base_name`` (exact match) among
+    ``knowledge_bases`` (every page of :func:`list_knowledge_bases`).
+
+    :param knowledge_base_name: The name, as shown in the console.
+    :param knowledge_bases: Every knowledge base the token can read.
+    :raises GradientConfigError: No knowledge base has that name, or several have.
+    """
+    every = list(knowledge_bases)
+    matches = sorted({kb.uuid for kb in every if kb.uuid and kb.name == knowledge_base_name})
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        near = sorted(
+            {kb.name for kb in every if kb.name and kb.name.strip().lower() == knowledge_base_name.strip().lower()}
+        )
+        did_you_mean = f" Did you mean {', '.join(repr(name) for name in near)}?" if near else ""
+        raise GradientConfigError(
+            f"knowledge_base_name={knowledge_base_name!r} matches none of the {len(every)} knowledge base(s) "
+            f"the token can read.{did_you_mean} Use the name exactly as the console shows it, or pass "
+            "knowledge_base_uuid instead."
+        )
+    raise GradientConfigError(
+        f"knowledge_base_name={knowledge_base_name!r} matches {len(matches)} knowledge bases "
+        f"({', '.join(matches)}). Rename all but one in the console, or pass knowledge_base_uuid instead."
+    )
+
+
 def next_page(op: Operation[T], next_url: str | None, current_page: int, seen: set[int]) -> Operation[T] | None:
     """
     The operation for the page after ``current_page``, or ``None`` when there is none.
@@ -340,6 +372,21 @@ def next_page(op: Operation[T], next_url: str | None, current_page: int, seen: s
     if per_page.isdigit():
         params["per_page"] = int(per_page)
     return op.with_params(**params)
+
+
+def last_page_number(page: IndexingJobPage) -> int | None:
+    """
+    The number of a list's last page: ``meta.pages``, else the ``page`` of ``links.pages.last``
+    (its host is never followed), else ``None`` when the answer says neither.
+    """
+    if page.meta is not None and page.meta.pages is not None and page.meta.pages >= 1:
+        return int(page.meta.pages)
+    last = page.links.pages.last if page.links and page.links.pages else None
+    if last:
+        number = parse_qs(urlsplit(last).query).get("page", [""])[0]
+        if number.isdigit() and int(number) >= 1:
+            return int(number)
+    return None
 
 
 def _strip_query(url: str) -> str:

@@ -1,8 +1,9 @@
 """
 Events and task results: one set of rules for the trigger, the sync wait, the sensor and the operators.
 
-A wait produces an *event* (a dict of JSON primitives, the same whether it comes from the trigger
-or from a sync poll loop); :func:`finish` turns an event into the task's result or exception.
+A wait (:mod:`~airflow_provider_gradient._wait`) produces an *event* (a dict of JSON primitives, the
+same whether it comes from the trigger or from a sync poll loop); :func:`finish` turns an event
+into the task's result or exception.
 Unknown or missing statuses are errors, never success.
 """
 
@@ -31,7 +32,6 @@ __all__ = [
     "finish",
     "job_event",
     "knowledge_base_event",
-    "needs_data_source_detail",
     "parse_time",
     "timeout_event",
     "validate_event",
@@ -74,14 +74,6 @@ def job_event(job: IndexingJob) -> dict[str, Any] | None:
     if job.token_count is not None:
         message += f", {job.token_count} tokens"
     return _base(job, job.uuid, status, message + ".")
-
-
-def needs_data_source_detail(job: IndexingJob, event: dict[str, Any] | None) -> bool:
-    """
-    Whether a job's event should be rebuilt with its per-data-source results: it failed or was
-    partial, and the job object did not carry them (they name what went wrong).
-    """
-    return event is not None and event["status"] in ("failed", "partial") and not job.data_source_jobs
 
 
 def parse_time(value: Any, param: str = "indexed_after") -> datetime | None:

@@ -17,7 +17,15 @@ from typing import Any
 from airflow_provider_gradient._uuids import validate_uuid, validate_uuid_list
 from airflow_provider_gradient.exceptions import GradientConfigError
 
-__all__ = ["is_template", "optional_seconds", "optional_uuid", "seconds", "uuid_list_or_none"]
+__all__ = [
+    "is_template",
+    "knowledge_base_name",
+    "one_knowledge_base",
+    "optional_seconds",
+    "optional_uuid",
+    "seconds",
+    "uuid_list_or_none",
+]
 
 #: What an empty XCom renders to in a template: treated as "no value", not as a bad uuid.
 _EMPTY = frozenset({"", "none", "null"})
@@ -47,6 +55,43 @@ def optional_uuid(value: Any, param: str, *, required: bool = False) -> str | No
             )
         return None
     return validate_uuid(value, param)
+
+
+def one_knowledge_base(owner: str, uuid: Any, name: Any, *, required: bool = True) -> None:
+    """
+    Check that exactly one of ``knowledge_base_uuid`` and ``knowledge_base_name`` was given (at
+    DAG parse, before any request); a literal name is checked too.
+
+    :param owner: The class, for the error message.
+    :param uuid: The ``knowledge_base_uuid`` argument.
+    :param name: The ``knowledge_base_name`` argument.
+    :param required: Whether one of them must be given (``False`` where a job uuid may stand in).
+    :raises GradientConfigError: Both, or neither when ``required``.
+    """
+    if uuid is not None and name is not None:
+        raise GradientConfigError(
+            f"{owner} takes knowledge_base_uuid or knowledge_base_name, not both "
+            f"(got {uuid!r} and {name!r}). Keep one of them."
+        )
+    if uuid is None and name is None and required:
+        raise GradientConfigError(
+            f"{owner} needs knowledge_base_uuid or knowledge_base_name (the knowledge base's name in the console)."
+        )
+    if name is not None and not is_template(name):
+        knowledge_base_name(name)
+
+
+def knowledge_base_name(value: Any) -> str:
+    """
+    A rendered ``knowledge_base_name``: a non-empty string.
+
+    :raises GradientConfigError: For anything else.
+    """
+    if not isinstance(value, str) or not value.strip() or value.strip().lower() in _EMPTY:
+        raise GradientConfigError(
+            f"knowledge_base_name must be a knowledge base's name as the console shows it, got {value!r}."
+        )
+    return value
 
 
 def uuid_list_or_none(value: Any, param: str) -> list[str] | None:

@@ -224,7 +224,7 @@ class GradientJobCancelledError(GradientJobError, AirflowFailException):
 
 
 #: Errors worth waiting out while waiting for a job: the API or the network is unwell, not the
-#: request. Shared by the trigger and the sensor's poke so both tolerate the same things.
+#: request. Every wait tolerates the same ones (``_wait.ErrorTolerance``).
 TRANSIENT_ERRORS: tuple[type[GradientError], ...] = (
     GradientTransportError,
     GradientServerError,

@@ -4,7 +4,7 @@ Run with ``make bench`` or ``.venv/bin/python benchmarks/bench_emulator.py``. Th
 its own process (the CLI, rate limits off, request log on as in tests); this process is the
 aiohttp client, firing a fixed number of ``GET /v2/gen-ai/indexing_jobs/{uuid}`` over N concurrent
 keep-alive connections. It prints a table and writes ``benchmarks/results/emulator.json``.
-The target from issue 4 is at least 1,000 requests per second on a 2-core machine.
+The target is at least 1,000 requests per second on a 2-core machine.
 """
 
 from __future__ import annotations

@@ -24,16 +24,17 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
+from airflow_provider_gradient.assets import knowledge_base_asset
 from airflow_provider_gradient.triggers.knowledge_base_event import GradientKnowledgeBaseEventTrigger
 
 #: The watched knowledge base. Read from the environment so the file parses without any network
 #: access or metadata-DB lookup (a top-level ``Variable.get`` would query at every parse).
 KNOWLEDGE_BASE_UUID = os.environ.get("GRADIENT_EXAMPLE_KB_UUID", "00000000-0000-4000-8000-000000000000")
 
-knowledge_base_reindexed = Asset(
-    name="gradient_knowledge_base_reindexed",
-    # Mirrors the OpenLineage dataset naming of the provider (see docs/events.md).
-    uri=f"gradient://api.digitalocean.com/knowledge-bases/{KNOWLEDGE_BASE_UUID}",
+# The knowledge base's one Asset (the same the start operator's outlets and gradient_data_pipeline
+# use), here with a watcher that records an asset event for every reindex, whoever started it.
+knowledge_base_reindexed = knowledge_base_asset(
+    KNOWLEDGE_BASE_UUID,
     watchers=[
         AssetWatcher(
             name="gradient_knowledge_base_reindex_watcher",

@@ -15,9 +15,10 @@ Three patterns, one DAG each:
     A maximum wait on the start operator (``timeout``): when it runs out, the operator cancels the
     job and fails. No extra task needed.
 
-The knowledge base is the DAG param ``knowledge_base_uuid`` (default: environment variable
-``GRADIENT_KB_UUID``). The param ``simulate_failure`` makes a check fail so you can watch the
-cancellation (``airflow dags test gradient_cancel_teardown -c '{"simulate_failure": true}'``).
+The knowledge base is the DAG param ``knowledge_base_name``, its name as the console shows it
+(default: environment variable ``GRADIENT_KB_NAME``); the start task looks it up once per try. The
+param ``simulate_failure`` makes a check fail so you can watch the cancellation
+(``airflow dags test gradient_cancel_teardown -c '{"knowledge_base_name": "docs", "simulate_failure": true}'``).
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ from airflow_provider_gradient.sensors.indexing_job import GradientIndexingJobSe
 def _dag_args(*, failure_switch: bool = True) -> dict[str, Any]:
     """What the three DAGs below share (fresh Param objects for each DAG)."""
     params: dict[str, Any] = {
-        "knowledge_base_uuid": Param(
-            os.environ.get("GRADIENT_KB_UUID", ""),
+        "knowledge_base_name": Param(
+            os.environ.get("GRADIENT_KB_NAME", ""),
             type="string",
-            description="The knowledge base to reindex.",
+            description="The knowledge base to reindex, by name.",
         ),
     }
     if failure_switch:
@@ -74,7 +75,7 @@ with DAG(dag_id="gradient_cancel_teardown", **_dag_args()) as teardown_dag:
     # Setup: start the job and return at once (the sensor below does the waiting).
     start_indexing = GradientStartIndexingJobOperator(
         task_id="start_indexing",
-        knowledge_base_uuid="{{ params.knowledge_base_uuid }}",
+        knowledge_base_name="{{ params.knowledge_base_name }}",
         wait_for_completion=False,
     )
 
@@ -113,7 +114,7 @@ with DAG(dag_id="gradient_cancel_teardown", **_dag_args()) as teardown_dag:
 with DAG(dag_id="gradient_cancel_one_failed", **_dag_args()) as one_failed_dag:
     start_indexing = GradientStartIndexingJobOperator(
         task_id="start_indexing",
-        knowledge_base_uuid="{{ params.knowledge_base_uuid }}",
+        knowledge_base_name="{{ params.knowledge_base_name }}",
         wait_for_completion=False,
     )
 
@@ -155,7 +156,7 @@ MAX_WAIT = timedelta(seconds=float(os.environ.get("GRADIENT_MAX_WAIT_SECONDS", 2
 with DAG(dag_id="gradient_reindex_max_wait", **_dag_args(failure_switch=False)) as max_wait_dag:
     GradientStartIndexingJobOperator(
         task_id="reindex",
-        knowledge_base_uuid="{{ params.knowledge_base_uuid }}",
+        knowledge_base_name="{{ params.knowledge_base_name }}",
         deferrable=True,
         # When MAX_WAIT runs out, the job is cancelled and the task fails (GradientJobTimeoutError).
         timeout=MAX_WAIT,

@@ -16,15 +16,15 @@ Two DAGs, two ways for a consumer to wait for a fresh knowledge base:
     Scheduled on the knowledge base's Asset: Airflow runs it after each successful reindex. It reads
     the job's details from the asset event's ``extra``.
 
-The Asset URI this provider recommends for a knowledge base is
-``gradient://knowledge-bases/<knowledge base uuid>``: one asset per knowledge base, stable across
-renames. The reindex task attaches ``indexing_job_uuid``, ``knowledge_base_uuid``, ``status``,
-``outcome`` and ``total_tokens`` to the event's ``extra``.
+A knowledge base's Asset comes from ``knowledge_base_asset(uuid)``: one Asset per knowledge base,
+stable across renames, the same wherever it is used. The reindex task attaches
+``indexing_job_uuid``, ``knowledge_base_uuid``, ``status``, ``outcome`` and ``total_tokens`` to the
+event's ``extra``.
 
 The knowledge base comes from the environment variable ``GRADIENT_KB_UUID`` (so the same file runs
-against the emulator in tests); hard-code your uuid instead if you prefer. Asset URIs are fixed when
-the file is parsed, so this one is a constant rather than a DAG param. Nothing calls the API at
-parse time.
+against the emulator in tests); hard-code your uuid instead if you prefer. Assets are fixed when the
+file is parsed, so this DAG names its knowledge base by uuid (a name would need the API to find
+the uuid) and as a constant rather than a DAG param. Nothing calls the API at parse time.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, task
+from airflow.sdk import DAG, task
 
+from airflow_provider_gradient.assets import knowledge_base_asset
 from airflow_provider_gradient.operators.indexing_job import GradientStartIndexingJobOperator
 from airflow_provider_gradient.sensors.indexing_job import GradientIndexingJobSensor
 
@@ -44,11 +45,8 @@ from airflow_provider_gradient.sensors.indexing_job import GradientIndexingJobSe
 #: GRADIENT_KB_UUID is unset; a run against it fails with "knowledge base not found".
 KNOWLEDGE_BASE_UUID = os.environ.get("GRADIENT_KB_UUID") or "00000000-0000-0000-0000-000000000000"
 
-#: One Asset per knowledge base: gradient://knowledge-bases/<uuid>.
-DOCS_KNOWLEDGE_BASE = Asset(
-    name="gradient_docs_knowledge_base",
-    uri=f"gradient://knowledge-bases/{KNOWLEDGE_BASE_UUID}",
-)
+#: The knowledge base's Asset (one per knowledge base, whoever refers to it).
+DOCS_KNOWLEDGE_BASE = knowledge_base_asset(KNOWLEDGE_BASE_UUID)
 # [END howto_knowledge_base_asset]
 
 with DAG(

@@ -526,3 +526,26 @@ def test_redirect_is_an_error_not_an_empty_result(status: int) -> None:
         _api.parse_response(_api.start_indexing_job(KB), raw(status, b"", location="https://elsewhere.test/v2?x=1"))
     assert info.value.http_status == status
     assert not _api.is_retryable(GET, info.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"jobs": [], "meta": {"page": 1, "pages": 7, "total": 1300}}, 7),
+        ({"jobs": [], "meta": {"page": 1, "pages": "7"}}, 7),  # a counter may come as a string
+        ({"jobs": [], "links": {"pages": {"last": "https://elsewhere.example/v2/x?page=12&per_page=200"}}}, 12),
+        ({"jobs": [], "meta": {"page": 2}, "links": {"pages": {"last": "https://a/b?per_page=5&page=3"}}}, 3),
+        ({"jobs": [], "links": {"pages": {"last": "https://a/b?page=last"}}}, None),
+        ({"jobs": [], "meta": {"pages": 0}}, None),
+        ({"jobs": []}, None),
+    ],
+)
+def test_last_page_number(body: Any, expected: int | None) -> None:
+    assert _api.last_page_number(IndexingJobPage.model_validate(body)) == expected
+
+
+def test_list_indexing_jobs_page_request() -> None:
+    op = _api.list_indexing_jobs(page=4, per_page=200)
+    assert (op.method, op.path, op.params) == ("GET", "/v2/gen-ai/indexing_jobs", {"page": 4, "per_page": 200})
+    with pytest.raises(GradientConfigError, match="per_page must be an integer from 1 to 200"):
+        _api.list_indexing_jobs(page=1, per_page=201)

@@ -114,6 +114,7 @@ def test_changelog_is_shipped_and_its_top_entry_is_this_version(sdist_names: lis
 
 def test_wheel_ships_every_module_and_the_type_marker(wheel_names: list[str]) -> None:
     assert f"{PACKAGE}/py.typed" in wheel_names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in wheel_names), "the wheel carries LICENSE"
     sources = {
         path.relative_to(REPO).as_posix() for path in (REPO / PACKAGE).rglob("*.py") if "__pycache__" not in path.parts
     }
@@ -162,7 +163,14 @@ def test_wheel_metadata_declares_the_supported_range(metadata: Message) -> None:
 
 
 def test_sdist_has_what_a_rebuild_and_the_tests_need(sdist_names: list[str]) -> None:
-    for needed in ("pyproject.toml", "README.md", f"{PACKAGE}/__init__.py", f"{PACKAGE}/py.typed", "tests/conftest.py"):
+    for needed in (
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        f"{PACKAGE}/__init__.py",
+        f"{PACKAGE}/py.typed",
+        "tests/conftest.py",
+    ):
         assert needed in sdist_names, needed
 
 

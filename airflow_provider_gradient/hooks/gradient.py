@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -69,6 +69,7 @@ async def paced_call(
     *,
     foreground: bool,
     logger: Any = None,
+    retry: bool = True,
 ) -> T:
     """
     One async call: a turn from the token's budget, the request, the budget told of the answer,
@@ -82,6 +83,7 @@ async def paced_call(
     :param send: Sends the request once and returns the raw answer.
     :param foreground: The caller's priority (see :mod:`._budget`).
     :param logger: Where retries are logged.
+    :param retry: Retry per the policy; ``False`` raises the first failure.
     """
     started = budget.clock()
 
@@ -97,11 +99,11 @@ async def paced_call(
     try:
         return await attempt()
     except Exception as error:
-        if not _api.is_retryable(op, error):
+        if not retry or not _api.is_retryable(op, error):
             raise
         first: Exception | None = error
-    async for retry in tenacity.AsyncRetrying(**_api.retry_kwargs(op, policy, logger)):
-        with retry:
+    async for again in tenacity.AsyncRetrying(**_api.retry_kwargs(op, policy, logger)):
+        with again:
             if first is not None:
                 made, first = first, None
                 raise made
@@ -292,8 +294,13 @@ class GradientHook(BaseHook):
                 return _api.parse_response(op, raw)
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
-    async def arun(self, op: _api.Operation[T]) -> T:
-        """Send one operation with the async transport (shared session, per-token budget)."""
+    async def arun(self, op: _api.Operation[T], *, retry: bool = True) -> T:
+        """
+        Send one operation with the async transport (shared session, per-token budget).
+
+        :param retry: Retry per the policy; ``False`` raises the first failure (for a caller that
+            has a cheaper way to recover than waiting, such as the job watcher).
+        """
         settings = await self.asettings()
         loop = asyncio.get_running_loop()
         if self._async_session is None or self._async_session.closed or self._async_loop is not loop:
@@ -311,6 +318,7 @@ class GradientHook(BaseHook):
             lambda: _transport.async_send(session, settings, op),
             foreground=op.method != "GET",
             logger=self.log,
+            retry=retry,
         )
 
     def _pages(self, first: _api.Operation[T], items: Callable[[T], list[Item]]) -> Iterator[Item]:
@@ -321,6 +329,22 @@ class GradientHook(BaseHook):
             page = self.run(op)
             page_items = items(page)
             yield from page_items
+            meta = getattr(page, "meta", None)
+            current = (meta.page if meta and meta.page else None) or int((op.params or {}).get("page", 1))
+            seen.add(current)
+            if not page_items or (meta is not None and meta.pages is not None and current >= meta.pages):
+                return
+            op = _api.next_page(first, getattr(page, "next_url", None), current, seen)
+
+    async def _apages(self, first: _api.Operation[T], items: Callable[[T], list[Item]]) -> AsyncIterator[Item]:
+        """Async :meth:`_pages`."""
+        op: _api.Operation[T] | None = first
+        seen: set[int] = set()
+        while op is not None:
+            page = await self.arun(op)
+            page_items = items(page)
+            for item in page_items:
+                yield item
             meta = getattr(page, "meta", None)
             current = (meta.page if meta and meta.page else None) or int((op.params or {}).get("page", 1))
             seen.add(current)
@@ -471,6 +495,18 @@ class GradientHook(BaseHook):
         """Every knowledge base, following ``links.pages.next``."""
         return self._pages(_api.list_knowledge_bases(None, per_page), lambda page: page.knowledge_bases)
 
+    def knowledge_base_uuid_for(self, knowledge_base_name: str) -> str:
+        """
+        The uuid of the knowledge base named ``knowledge_base_name`` (exact match), read from the
+        list of knowledge bases (every page).
+
+        :raises GradientConfigError: No knowledge base has that name, or several have.
+        """
+        kbs = self._pages(_api.list_knowledge_bases(None, _api.MAX_PER_PAGE), lambda page: page.knowledge_bases)
+        uuid = _api.pick_knowledge_base(knowledge_base_name, kbs)
+        self.log.info("Knowledge base %r is %s.", knowledge_base_name, uuid)
+        return uuid
+
     def list_knowledge_base_data_sources(
         self, knowledge_base_uuid: str, page: int | None = None, per_page: int | None = None
     ) -> KnowledgeBaseDataSourcePage:
@@ -502,6 +538,39 @@ class GradientHook(BaseHook):
         """Async :meth:`get_indexing_job`."""
         return await self.arun(_api.get_indexing_job(indexing_job_uuid))
 
+    async def aobserve_indexing_job(self, indexing_job_uuid: str) -> IndexingJob:
+        """
+        :meth:`aget_indexing_job` for a wait that reads its job again and again: the same result
+        and the same errors, but many waits on one event loop and token are served together by
+        sweeps of the team's job list (``GET /v2/gen-ai/indexing_jobs``, up to 200 jobs a request)
+        instead of one GET each. A job's first read, a job a sweep did not see, and every read while
+        too few jobs are watched for a sweep to pay are the job's own GET; so is every read when
+        the watcher fails. See ``docs/production.md``, "Many waits on one token".
+        """
+        op = _api.get_indexing_job(indexing_job_uuid)  # bad input fails here, before any request
+        uuid = _api.validate_uuid(indexing_job_uuid, "indexing_job_uuid")
+        settings = await self.asettings()
+        from airflow_provider_gradient.hooks._watcher import watcher_for
+
+        watcher = None
+        job = None
+        try:
+            watcher = watcher_for(settings, self._watcher_hook)
+            job = await watcher.observe(uuid)
+        except Exception as err:  # never fail a wait because of the watcher: read the job directly
+            self.log.warning("The job watcher failed (%s); reading indexing job %s by itself.", err, uuid)
+        if job is None:
+            job = await self.arun(op)
+            if watcher is not None:
+                watcher.learn(job)
+        return job
+
+    def _watcher_hook(self) -> GradientHook:
+        """A hook of this connection for a job watcher: its own share of the session, these settings."""
+        hook = GradientHook(gradient_conn_id=self.gradient_conn_id)
+        hook._settings = self._settings
+        return hook
+
     async def alist_indexing_job_data_sources(self, indexing_job_uuid: str) -> list[IndexedDataSource]:
         """Async :meth:`list_indexing_job_data_sources`."""
         return await self.arun(_api.list_indexing_job_data_sources(indexing_job_uuid))
@@ -517,3 +586,11 @@ class GradientHook(BaseHook):
     async def alist_knowledge_base_indexing_jobs(self, knowledge_base_uuid: str) -> list[IndexingJob]:
         """Async :meth:`list_knowledge_base_indexing_jobs`."""
         return await self.arun(_api.list_knowledge_base_indexing_jobs(knowledge_base_uuid))
+
+    async def aknowledge_base_uuid_for(self, knowledge_base_name: str) -> str:
+        """Async :meth:`knowledge_base_uuid_for`."""
+        first = _api.list_knowledge_bases(None, _api.MAX_PER_PAGE)
+        kbs = [kb async for kb in self._apages(first, lambda page: page.knowledge_bases)]
+        uuid = _api.pick_knowledge_base(knowledge_base_name, kbs)
+        self.log.info("Knowledge base %r is %s.", knowledge_base_name, uuid)
+        return uuid

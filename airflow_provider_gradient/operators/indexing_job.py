@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -16,11 +14,15 @@ from airflow_provider_gradient import _outcome
 from airflow_provider_gradient._polling import next_delay
 from airflow_provider_gradient._validation import (
     is_template,
+    knowledge_base_name,
+    one_knowledge_base,
     optional_seconds,
     optional_uuid,
     seconds,
     uuid_list_or_none,
 )
+from airflow_provider_gradient._wait import DEFAULT_ERROR_TOLERANCE, JobWait
+from airflow_provider_gradient._wait_drivers import CANCEL_TIMEOUT, cancel, wait_for_event
 from airflow_provider_gradient.exceptions import (
     GradientConfigError,
     GradientConflictError,
@@ -43,7 +45,7 @@ __all__ = ["GradientCancelIndexingJobOperator", "GradientStartIndexingJobOperato
 IfJobRunning = Literal["wait", "adopt", "fail"]
 IF_JOB_RUNNING_CHOICES = ("wait", "adopt", "fail")
 #: Seconds ``on_kill`` may spend cancelling the job before the worker gives up on it.
-ON_KILL_TIMEOUT = 20.0
+ON_KILL_TIMEOUT = CANCEL_TIMEOUT
 #: How many times a start is attempted when the knowledge base turns out busy or not ready.
 MAX_START_ATTEMPTS = 5
 
@@ -52,24 +54,12 @@ def _default_deferrable() -> bool:
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
-def _run_trigger(trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
-    """Run a trigger's wait loop to its one event, in this (worker) process: the same rules, sync."""
-
-    async def first_event() -> dict[str, Any]:
-        try:
-            async for event in trigger.run():
-                return dict(event.payload)
-            raise GradientError("The trigger ended without an event.")
-        finally:
-            await trigger.cleanup()
-
-    return asyncio.run(first_event())
-
-
 class _GradientOperatorMixin:
     """What both operators share: the connection and a best-effort, bounded cancel."""
 
     gradient_conn_id: str
+    knowledge_base_uuid: str | None
+    knowledge_base_name: str | None
     log: Any
 
     @cached_property
@@ -79,30 +69,20 @@ class _GradientOperatorMixin:
 
         return GradientHook(gradient_conn_id=self.gradient_conn_id)
 
+    def _resolve_knowledge_base(self, known: str | None = None) -> None:
+        """
+        With ``knowledge_base_name``: its uuid becomes ``knowledge_base_uuid``, read from the list of
+        knowledge bases once per task try (``known``, a uuid this try already has, spares the read).
+        """
+        if self.knowledge_base_name is None or self.knowledge_base_uuid is not None:
+            return
+        name = knowledge_base_name(self.knowledge_base_name)
+        self.knowledge_base_uuid = known or self.hook.knowledge_base_uuid_for(name)
+
     def _cancel_bounded(self, indexing_job_uuid: str, reason: str, timeout: float | None = None) -> bool:
         """Cancel a job without ever raising or blocking longer than ``timeout`` (:data:`ON_KILL_TIMEOUT`)."""
         timeout = ON_KILL_TIMEOUT if timeout is None else timeout
-        outcome: dict[str, Any] = {}
-
-        def cancel() -> None:
-            try:
-                outcome["job"] = self.hook.cancel_indexing_job(indexing_job_uuid)
-            except Exception as err:  # best effort: report below
-                outcome["error"] = err
-
-        thread = threading.Thread(target=cancel, name="gradient-cancel", daemon=True)
-        thread.start()
-        thread.join(timeout)
-        if "job" in outcome:
-            self.log.info("Cancelled indexing job %s (%s): %s.", indexing_job_uuid, reason, outcome["job"].describe())
-            return True
-        self.log.warning(
-            "Could not cancel indexing job %s (%s): %s",
-            indexing_job_uuid,
-            reason,
-            outcome.get("error", f"no answer within {timeout:.0f}s"),
-        )
-        return False
+        return cancel(self.hook, indexing_job_uuid, reason, log=self.log, timeout=timeout) is not None
 
 
 class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
@@ -122,13 +102,16 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     ``fail_on_partial``); FAILED fails (and retries as configured); CANCELLED fails without retry;
     running past ``timeout`` cancels the job and fails.
 
-    With ``outlets`` (e.g. ``[Asset("gradient://knowledge-bases/<knowledge_base_uuid>")]``, the
-    recommended URI of a knowledge base's index) a successful task emits an asset event whose extra holds
+    With ``outlets`` (e.g. ``[knowledge_base_asset(knowledge_base_uuid)]``, the knowledge base's Asset
+    from :mod:`airflow_provider_gradient.assets`) a successful task emits an asset event whose extra holds
     ``indexing_job_uuid``, ``knowledge_base_uuid``, ``status``, ``outcome`` and ``total_tokens``.
 
     .. seealso:: ``docs/operators/start.md`` and ``example_dags/``.
 
     :param knowledge_base_uuid: The knowledge base to index. (templated)
+    :param knowledge_base_name: Or its name, as the console shows it (exactly one of the two): looked
+        up in the list of knowledge bases once per task try; no match or several matches fail the
+        task before anything starts. (templated)
     :param data_source_uuids: Only these data sources (a list); ``None`` indexes all. (templated)
     :param gradient_conn_id: The ``gradient`` connection. (templated)
     :param wait_for_completion: Wait for the job to end; ``False`` returns once it is started.
@@ -147,9 +130,18 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         task's job; ``"fail"``.
     :param database_ready_timeout: How long to wait for a new knowledge base's database to come
         online before starting (seconds or timedelta).
+    :param error_tolerance: While waiting (in the worker or deferred): how long transient API failures
+        (connection errors, timeouts, 429, 5xx) may last without a good answer before the task fails
+        with :class:`~airflow_provider_gradient.exceptions.GradientError` (seconds or timedelta).
+        A retry reattaches to the job.
     """
 
-    template_fields: Sequence[str] = ("knowledge_base_uuid", "data_source_uuids", "gradient_conn_id")
+    template_fields: Sequence[str] = (
+        "knowledge_base_uuid",
+        "knowledge_base_name",
+        "data_source_uuids",
+        "gradient_conn_id",
+    )
     template_fields_renderers = {"data_source_uuids": "json"}
     ui_color = "#0069ff"
     ui_fgcolor = "#ffffff"
@@ -163,7 +155,8 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     def __init__(
         self,
         *,
-        knowledge_base_uuid: str,
+        knowledge_base_uuid: str | None = None,
+        knowledge_base_name: str | None = None,
         data_source_uuids: list[str] | None = None,
         gradient_conn_id: str = "gradient_default",
         wait_for_completion: bool = True,
@@ -174,10 +167,13 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         cancel_on_kill: bool = True,
         if_job_running: IfJobRunning = "wait",
         database_ready_timeout: float | timedelta = 600.0,
+        error_tolerance: float | timedelta = DEFAULT_ERROR_TOLERANCE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        one_knowledge_base(type(self).__name__, knowledge_base_uuid, knowledge_base_name)
         self.knowledge_base_uuid = knowledge_base_uuid
+        self.knowledge_base_name = knowledge_base_name
         self.data_source_uuids = data_source_uuids
         self.gradient_conn_id = gradient_conn_id
         self.wait_for_completion = wait_for_completion
@@ -192,6 +188,7 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
             )
         self.if_job_running: IfJobRunning = if_job_running
         self.database_ready_timeout = seconds(database_ready_timeout, "database_ready_timeout")
+        self.error_tolerance = seconds(error_tolerance, "error_tolerance")
         # Literal (non-templated) values are checked now, at DAG parse; templates after rendering.
         self._inputs(parse_time=True)
         self._job_uuid: str | None = None
@@ -205,6 +202,8 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         ds = self.data_source_uuids
         if parse_time and (is_template(kb) or not isinstance(kb, (str, type(None)))):
             kb_checked = ""
+        elif kb is None and self.knowledge_base_name is not None:
+            kb_checked = ""  # not looked up yet: see _resolve_knowledge_base
         else:
             kb_checked = optional_uuid(kb, "knowledge_base_uuid", required=True) or ""
         ds_checked = None if parse_time and is_template(ds) else uuid_list_or_none(ds, "data_source_uuids")
@@ -221,6 +220,8 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         """Start (or reattach to) the job, publish its link, then wait as configured."""
+        self._inputs()  # rendered values are checked before any request
+        self._resolve_knowledge_base()
         knowledge_base_uuid, data_source_uuids = self._inputs()
         deadline = self._deadline()
         job = self._reattach(context) or self._start(context, knowledge_base_uuid, data_source_uuids, deadline)
@@ -229,6 +230,7 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     def execute_after_running_job(self, context: Context, event: Any = None, deadline: float | None = None) -> Any:
         """Resume after waiting (deferred) for a job that was already running: now start ours."""
         event = _outcome.validate_event(event)
+        self._resolve_knowledge_base(event.get("knowledge_base_uuid"))
         if event["status"] == "timeout":
             raise GradientJobTimeoutError(
                 f"Knowledge base {self.knowledge_base_uuid} was still busy with indexing job "
@@ -341,15 +343,14 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
             self.log.info("%s; adopting it (if_job_running='adopt').", what)
             return running
         self.log.info("%s; waiting for it to end before starting ours (if_job_running='wait').", what)
-        trigger = self._trigger(running.uuid or "", deadline, cancel=False)
         if self.deferrable:
             self.defer(
-                trigger=trigger,
+                trigger=self._trigger(running.uuid or "", deadline, cancel=False),
                 method_name="execute_after_running_job",
                 kwargs={"deadline": deadline},
                 timeout=None,
             )
-        event = self._wait(trigger)
+        event = self._wait(running.uuid or "", deadline, cancel=False)
         if event["status"] == "timeout":
             raise GradientJobTimeoutError(
                 f"{what} and it did not end within the maximum wait; no job was started.",
@@ -403,11 +404,11 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
             return job.summary()
         event = _outcome.job_event(job)
         if event is None:
-            trigger = self._trigger(job.uuid or "", deadline, cancel=True)
             if self.deferrable:
                 self.log.info("Deferring until indexing job %s ends (%s).", job.uuid, job.describe())
+                trigger = self._trigger(job.uuid or "", deadline, cancel=True)
                 self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
-            event = self._wait(trigger)
+            event = self._wait(job.uuid or "", deadline, cancel=True)
         return self._finish(context, event)
 
     def _trigger(self, indexing_job_uuid: str, deadline: float | None, *, cancel: bool) -> GradientIndexingJobTrigger:
@@ -421,12 +422,19 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
             end_time=deadline,
             cancel_on_kill=cancel and self.cancel_on_kill,
             cancel_on_timeout=cancel,
+            error_tolerance=self.error_tolerance,
         )
 
-    def _wait(self, trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
-        """Wait in this worker with the trigger's own loop (settings read synchronously first)."""
-        trigger.hook._settings = self.hook.settings
-        return _run_trigger(trigger)
+    def _wait(self, indexing_job_uuid: str, deadline: float | None, *, cancel: bool) -> dict[str, Any]:
+        """Wait in this worker by the same rules as the trigger (``cancel``: at the deadline)."""
+        wait = JobWait(
+            indexing_job_uuid,
+            poll_interval=self.poll_interval,
+            end_time=deadline,
+            error_tolerance=self.error_tolerance,
+            cancel_on_timeout=cancel,
+        )
+        return wait_for_event(wait, self.hook, log=self.log)
 
     def _finish(self, context: Context, event: Any) -> Any:
         event = _outcome.validate_event(event)
@@ -479,13 +487,20 @@ class GradientCancelIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
     :param indexing_job_uuid: The job to cancel. (templated)
     :param knowledge_base_uuid: Cancel this knowledge base's running job (when no job uuid is
         given). (templated)
+    :param knowledge_base_name: Or the knowledge base's name, as the console shows it (not with
+        ``knowledge_base_uuid``); looked up only when there is no job uuid. (templated)
     :param gradient_conn_id: The ``gradient`` connection. (templated)
     :param wait_for_cancellation: Wait until the job reports it has ended.
     :param cancellation_timeout: The maximum wait for that (seconds or timedelta).
     :param poll_interval: Seconds between polls while waiting.
     """
 
-    template_fields: Sequence[str] = ("indexing_job_uuid", "knowledge_base_uuid", "gradient_conn_id")
+    template_fields: Sequence[str] = (
+        "indexing_job_uuid",
+        "knowledge_base_uuid",
+        "knowledge_base_name",
+        "gradient_conn_id",
+    )
     ui_color = "#ff6b6b"
 
     def __init__(
@@ -493,6 +508,7 @@ class GradientCancelIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         *,
         indexing_job_uuid: str | None = None,
         knowledge_base_uuid: str | None = None,
+        knowledge_base_name: str | None = None,
         gradient_conn_id: str = "gradient_default",
         wait_for_cancellation: bool = False,
         cancellation_timeout: float | timedelta = 300.0,
@@ -500,13 +516,15 @@ class GradientCancelIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if indexing_job_uuid is None and knowledge_base_uuid is None:
+        if indexing_job_uuid is None and knowledge_base_uuid is None and knowledge_base_name is None:
             raise GradientConfigError(
                 "GradientCancelIndexingJobOperator needs indexing_job_uuid (e.g. the start task's XCom "
-                "'indexing_job_uuid') or knowledge_base_uuid."
+                "'indexing_job_uuid'), knowledge_base_uuid or knowledge_base_name."
             )
+        one_knowledge_base(type(self).__name__, knowledge_base_uuid, knowledge_base_name, required=False)
         self.indexing_job_uuid = indexing_job_uuid
         self.knowledge_base_uuid = knowledge_base_uuid
+        self.knowledge_base_name = knowledge_base_name
         self.gradient_conn_id = gradient_conn_id
         self.wait_for_cancellation = wait_for_cancellation
         self.cancellation_timeout = seconds(cancellation_timeout, "cancellation_timeout")
@@ -551,6 +569,9 @@ class GradientCancelIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
                 self.log.info("Indexing job %s does not exist; nothing to cancel.", uuid)
                 return None
         kb = optional_uuid(self.knowledge_base_uuid, "knowledge_base_uuid")
+        if kb is None and self.knowledge_base_name is not None:
+            self._resolve_knowledge_base()
+            kb = self.knowledge_base_uuid
         if kb:
             job = self.hook.get_knowledge_base(kb).knowledge_base.last_indexing_job
             if job is not None and job.uuid and not job.is_terminal:

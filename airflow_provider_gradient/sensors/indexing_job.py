@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -16,13 +17,16 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_gradient import _outcome
-from airflow_provider_gradient._validation import is_template, optional_uuid
-from airflow_provider_gradient.exceptions import (
-    TRANSIENT_ERRORS,
-    GradientConfigError,
-    GradientError,
-    GradientJobError,
+from airflow_provider_gradient._validation import (
+    is_template,
+    knowledge_base_name,
+    one_knowledge_base,
+    optional_uuid,
+    seconds,
 )
+from airflow_provider_gradient._wait import DEFAULT_ERROR_TOLERANCE, JobWait, KnowledgeBaseWait
+from airflow_provider_gradient._wait_drivers import step
+from airflow_provider_gradient.exceptions import GradientConfigError, GradientJobError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -49,14 +53,29 @@ class GradientIndexingJobSensor(BaseSensorOperator):
 
     :param indexing_job_uuid: The job to wait for. (templated)
     :param knowledge_base_uuid: The knowledge base to wait for. (templated)
+    :param knowledge_base_name: Or its name, as the console shows it: looked up in the list of
+        knowledge bases once per task try (in reschedule mode, once per poke); no match or several
+        matches fail the task. (templated)
     :param indexed_after: Knowledge-base mode: ISO-8601 time the latest job must have finished at or
         after; older successes keep the sensor waiting. (templated)
     :param gradient_conn_id: The ``gradient`` connection. (templated)
     :param fail_on_partial: Count a PARTIAL job as a failure.
     :param deferrable: Wait in the triggerer. Defaults to ``[operators] default_deferrable``.
+    :param error_tolerance: How long transient API failures (connection errors, timeouts, 429, 5xx)
+        may last without a good answer before the sensor fails with
+        :class:`~airflow_provider_gradient.exceptions.GradientError` (seconds or timedelta). Until
+        then a failed check counts as "not yet". Deferred, the trigger applies it; in poke mode it
+        spans the pokes of one run; in reschedule mode each poke starts anew, so the sensor's
+        ``timeout`` bounds the wait.
     """
 
-    template_fields: Sequence[str] = ("indexing_job_uuid", "knowledge_base_uuid", "indexed_after", "gradient_conn_id")
+    template_fields: Sequence[str] = (
+        "indexing_job_uuid",
+        "knowledge_base_uuid",
+        "knowledge_base_name",
+        "indexed_after",
+        "gradient_conn_id",
+    )
     ui_color = "#0069ff"
     ui_fgcolor = "#ffffff"
 
@@ -65,28 +84,34 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         *,
         indexing_job_uuid: str | None = None,
         knowledge_base_uuid: str | None = None,
+        knowledge_base_name: str | None = None,
         indexed_after: str | None = None,
         gradient_conn_id: str = "gradient_default",
         fail_on_partial: bool = False,
         deferrable: bool | None = None,
+        error_tolerance: float | timedelta = DEFAULT_ERROR_TOLERANCE,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 60.0)
         super().__init__(**kwargs)
-        if (indexing_job_uuid is None) == (knowledge_base_uuid is None):
+        one_knowledge_base(type(self).__name__, knowledge_base_uuid, knowledge_base_name, required=False)
+        if [indexing_job_uuid, knowledge_base_uuid, knowledge_base_name].count(None) != 2:
             raise GradientConfigError(
-                "GradientIndexingJobSensor needs exactly one of indexing_job_uuid (wait for a job) or "
-                "knowledge_base_uuid (wait until the knowledge base is fresh)."
+                "GradientIndexingJobSensor needs exactly one of indexing_job_uuid (wait for a job), "
+                "knowledge_base_uuid or knowledge_base_name (wait until the knowledge base is fresh)."
             )
         if indexed_after is not None and indexing_job_uuid is not None:
-            raise GradientConfigError("indexed_after only applies with knowledge_base_uuid.")
+            raise GradientConfigError("indexed_after only applies with knowledge_base_uuid or knowledge_base_name.")
         if self.poke_interval <= 0:
             raise GradientConfigError(f"poke_interval must be greater than 0, got {self.poke_interval!r}.")
         self.indexing_job_uuid = indexing_job_uuid
         self.knowledge_base_uuid = knowledge_base_uuid
+        self.knowledge_base_name = knowledge_base_name
         self.indexed_after = indexed_after
         self.gradient_conn_id = gradient_conn_id
         self.fail_on_partial = fail_on_partial
+        self.error_tolerance = seconds(error_tolerance, "error_tolerance")
+        self._waiting: JobWait | KnowledgeBaseWait | None = None
         self.deferrable = (
             bool(conf.getboolean("operators", "default_deferrable", fallback=False))
             if deferrable is None
@@ -107,37 +132,34 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         return GradientHook(gradient_conn_id=self.gradient_conn_id)
 
     def _targets(self) -> tuple[str | None, str | None]:
-        job = optional_uuid(self.indexing_job_uuid, "indexing_job_uuid", required=self.knowledge_base_uuid is None)
-        kb = None if job else optional_uuid(self.knowledge_base_uuid, "knowledge_base_uuid", required=True)
+        by_name = self.knowledge_base_name is not None and self.knowledge_base_uuid is None
+        job = optional_uuid(
+            self.indexing_job_uuid, "indexing_job_uuid", required=self.knowledge_base_uuid is None and not by_name
+        )
         _outcome.parse_time(self.indexed_after)  # rendered: checked before any request
-        return job, kb
+        if job:
+            return job, None
+        if by_name:
+            # Looked up once: the uuid stays on this instance for the next pokes.
+            name = knowledge_base_name(self.knowledge_base_name)
+            self.knowledge_base_uuid = self.hook.knowledge_base_uuid_for(name)
+        return None, optional_uuid(self.knowledge_base_uuid, "knowledge_base_uuid", required=True)
+
+    def _wait(self) -> JobWait | KnowledgeBaseWait:
+        """This run's wait (kept across pokes, so the error tolerance spans them)."""
+        if self._waiting is None:
+            job_uuid, kb_uuid = self._targets()
+            common: dict[str, Any] = {"poll_interval": self.poke_interval, "error_tolerance": self.error_tolerance}
+            if job_uuid:
+                self._waiting = JobWait(job_uuid, cancel_on_timeout=False, **common)
+            else:
+                assert kb_uuid is not None
+                self._waiting = KnowledgeBaseWait(kb_uuid, indexed_after=self.indexed_after, **common)
+        return self._waiting
 
     def _check(self) -> dict[str, Any] | None:
         """One poll: the event if the wait is over, else ``None``."""
-        job_uuid, kb_uuid = self._targets()
-        if job_uuid:
-            job = self.hook.get_indexing_job(job_uuid)
-            event = _outcome.job_event(job)
-            if _outcome.needs_data_source_detail(job, event):
-                try:
-                    job.data_source_jobs = self.hook.list_indexing_job_data_sources(job_uuid)
-                    event = _outcome.job_event(job)
-                except GradientError as err:  # the verdict stands without the detail, as in the trigger
-                    self.log.warning("Could not read the job's data-source results: %s", err)
-            if event is None:
-                self.log.info("Indexing job %s: %s.", job_uuid, job.describe())
-            return event
-        assert kb_uuid is not None
-        details = self.hook.get_knowledge_base(kb_uuid)
-        event = _outcome.knowledge_base_event(details, _outcome.parse_time(self.indexed_after))
-        if event is None:
-            last = details.knowledge_base.last_indexing_job
-            self.log.info(
-                "Knowledge base %s is not fresh yet (latest job: %s).",
-                kb_uuid,
-                f"{last.uuid}, {last.describe()}" if last else "none",
-            )
-        return event
+        return step(self._wait(), self.hook, log=self.log)
 
     def _result(self, event: dict[str, Any], context: Context) -> dict[str, Any]:
         try:
@@ -154,13 +176,9 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         Check once; done when the job or knowledge base reached a verdict.
 
         A transient API failure (connection, timeout, 429, 5xx) that outlasted the hook's retries
-        counts as "not yet", as in the trigger: the sensor's ``timeout`` bounds the wait.
+        counts as "not yet" until such failures have lasted ``error_tolerance``, as in the trigger.
         """
-        try:
-            event = self._check()
-        except TRANSIENT_ERRORS as err:
-            self.log.warning("Could not check the indexing job this time (%s); will poke again.", err)
-            return PokeReturnValue(is_done=False)
+        event = self._check()
         if event is None:
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=self._result(event, context))
@@ -186,6 +204,7 @@ class GradientIndexingJobSensor(BaseSensorOperator):
                 cancel_on_kill=False,
                 cancel_on_timeout=False,
                 indexed_after=str(self.indexed_after) if self.indexed_after else None,
+                error_tolerance=self.error_tolerance,
             ),
             method_name="execute_complete",
             timeout=None,

@@ -3,14 +3,15 @@ The README demo: run the example DAGs with the real ``airflow dags test`` agains
 
 ``python -m airflow_provider_gradient.testing.demo`` (``make demo``):
 
-1. starts the Gradient API emulator in this process (accelerated clock) and creates knowledge bases;
+1. starts the Gradient API emulator in this process (accelerated clock) and creates knowledge bases
+   (the DAGs find two of them by name, one by uuid);
 2. creates a throw-away ``AIRFLOW_HOME`` and migrates its sqlite metadata DB;
 3. runs the example DAGs, each with ``airflow dags test`` in its own process (independent runs in
    parallel, each with its own copy of the DB): scheduled reindexing, the data pipeline and its
    asset consumer, and a failing run whose teardown cancels its indexing job;
 4. shows each run's start → deferral → completion (or cancellation) from the task logs and the
    emulator's job records, prints a summary table, and exits non-zero if anything did not end as
-   expected.
+   expected; on success it prints where to go next (:data:`NEXT_STEPS`).
 
 Nothing here talks to DigitalOcean: the connection points at the local emulator.
 """
@@ -45,6 +46,18 @@ _HIGHLIGHTS = re.compile(
     r"Refreshing answers|is fresh \(job|Task failed with exception|DagRun Finished"
 )
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: Printed when the demo passed: where to go from here.
+NEXT_STEPS = """
+Next steps
+  * Read docs/getting-started.md: install the provider in your Airflow, create the connection,
+    copy an example DAG.
+  * Point the same DAGs at your DigitalOcean account: create an API token with the scopes
+    genai:read, genai:create and genai:update, then on every Airflow component
+        export AIRFLOW_CONN_GRADIENT_DEFAULT='{"conn_type":"gradient","password":"dop_v1_..."}'
+    and give the examples your knowledge bases: GRADIENT_KB_NAMES (names, comma-separated) for
+    gradient_scheduled_reindex, the knowledge_base_name param for gradient_cancel_*, and
+    GRADIENT_KB_UUID for gradient_data_pipeline (an Asset needs the uuid).
+  * Something not working? docs/troubleshooting.md."""
 
 
 @dataclass
@@ -229,7 +242,7 @@ def _demo(emulator: GradientEmulator, dags_folder: Path, home_root: Path, args: 
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
             "AIRFLOW_CONN_GRADIENT_DEFAULT": emulator.airflow_conn_json(),
-            "GRADIENT_KB_UUIDS": f"{docs.uuid},{faq.uuid}",
+            "GRADIENT_KB_NAMES": f"{docs.name},{faq.name}",
             "GRADIENT_KB_UUID": pipeline.uuid,
             "PYTHONWARNINGS": "ignore",
         }
@@ -276,7 +289,7 @@ def _demo(emulator: GradientEmulator, dags_folder: Path, home_root: Path, args: 
         DemoRun(
             "gradient_cancel_teardown",
             False,
-            conf={"knowledge_base_uuid": doomed.uuid, "simulate_failure": True},
+            conf={"knowledge_base_name": doomed.name, "simulate_failure": True},
             check=cancel_check,
         ),
     ]
@@ -319,6 +332,7 @@ def _demo(emulator: GradientEmulator, dags_folder: Path, home_root: Path, args: 
         _say(f"\nDEMO FAILED: {', '.join(failed)} did not end as expected.")
         return 1
     _say("\nEvery DAG run ended as expected: start -> deferral -> completion, and a cancellation on failure.")
+    _say(NEXT_STEPS)
     return 0
 
 

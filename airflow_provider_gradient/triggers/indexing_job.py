@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_gradient import _outcome
-from airflow_provider_gradient._polling import next_delay
 from airflow_provider_gradient._validation import seconds
-from airflow_provider_gradient.exceptions import TRANSIENT_ERRORS, GradientError
+from airflow_provider_gradient._wait import DEFAULT_ERROR_TOLERANCE, JobWait, KnowledgeBaseWait
+from airflow_provider_gradient._wait_drivers import acancel, await_event
+from airflow_provider_gradient.exceptions import GradientError
 from airflow_provider_gradient.hooks.gradient import GradientHook
-from airflow_provider_gradient.models import IndexingJob
 
 __all__ = ["GradientIndexingJobTrigger"]
-
-#: Seconds ``on_kill`` may spend cancelling (Airflow allows 30 by default, ``[triggerer] on_kill_timeout``).
-ON_KILL_CANCEL_TIMEOUT = 20.0
 
 
 class GradientIndexingJobTrigger(BaseTrigger):
@@ -47,7 +41,8 @@ class GradientIndexingJobTrigger(BaseTrigger):
     :param gradient_conn_id: The ``gradient`` connection.
     :param poll_interval: The longest wait between polls, in seconds. Polls start sooner and back
         off towards it.
-    :param end_time: Absolute deadline (epoch seconds). Past it the wait ends with ``timeout``.
+    :param end_time: Absolute deadline (epoch seconds). Past it the wait ends with ``timeout`` (also
+        while transient failures are being waited out).
     :param cancel_on_kill: Cancel the job when a user marks the deferred task failed/success or
         clears it (Airflow 3.3+ trigger ``on_kill``).
     :param cancel_on_timeout: Cancel the job when ``end_time`` passes.
@@ -67,7 +62,7 @@ class GradientIndexingJobTrigger(BaseTrigger):
         cancel_on_kill: bool = True,
         cancel_on_timeout: bool = True,
         indexed_after: str | None = None,
-        error_tolerance: float = 1800.0,
+        error_tolerance: float = DEFAULT_ERROR_TOLERANCE,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if not indexing_job_uuid and not knowledge_base_uuid:
@@ -82,7 +77,7 @@ class GradientIndexingJobTrigger(BaseTrigger):
         self.cancel_on_timeout = bool(cancel_on_timeout)
         self.indexed_after = indexed_after
         self.error_tolerance = seconds(error_tolerance, "error_tolerance")
-        self._last_job: IndexingJob | None = None
+        self._waiting: JobWait | KnowledgeBaseWait | None = None
         self._hook: GradientHook | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -109,112 +104,48 @@ class GradientIndexingJobTrigger(BaseTrigger):
             self._hook = GradientHook(gradient_conn_id=self.gradient_conn_id)
         return self._hook
 
-    @property
-    def _job_mode(self) -> bool:
-        return bool(self.indexing_job_uuid)
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the job ends, the deadline passes or an error persists; yield one event."""
         event = await self._wait()
         await self.cleanup()  # give back the shared session now; the triggerer's cleanup() is then a no-op
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]
 
+    def _new_wait(self) -> JobWait | KnowledgeBaseWait:
+        """The wait these kwargs describe (its rules live in ``_wait``)."""
+        if self.indexing_job_uuid:
+            return JobWait(
+                self.indexing_job_uuid,
+                poll_interval=self.poll_interval,
+                end_time=self.end_time,
+                error_tolerance=self.error_tolerance,
+                cancel_on_timeout=self.cancel_on_timeout,
+            )
+        assert self.knowledge_base_uuid is not None
+        return KnowledgeBaseWait(
+            self.knowledge_base_uuid,
+            indexed_after=self.indexed_after,
+            poll_interval=self.poll_interval,
+            end_time=self.end_time,
+            error_tolerance=self.error_tolerance,
+        )
+
     async def _wait(self) -> dict[str, Any]:
-        polls = 0
-        failing_since: float | None = None
-        last_progress: tuple[Any, ...] | None = None
         try:
-            indexed_after = _outcome.parse_time(self.indexed_after)
+            self._waiting = self._new_wait()
         except GradientError as err:  # one event, never an exception out of run()
             return _outcome.error_event(self.indexing_job_uuid or self.knowledge_base_uuid, err)
-        target = self.indexing_job_uuid or self.knowledge_base_uuid
-        while True:
-            try:
-                event = await self._poll(indexed_after)
-                failing_since = None
-            except TRANSIENT_ERRORS as err:
-                now = time.monotonic()
-                failing_since = failing_since or now
-                if now - failing_since >= self.error_tolerance:
-                    return _outcome.error_event(self.indexing_job_uuid, err, self._last_job)
-                wait = getattr(err, "retry_after", None)
-                self.log.warning(
-                    "Polling %s failed (%s); still waiting. Failing for %.0fs of %.0fs tolerated.",
-                    target,
-                    err,
-                    now - failing_since,
-                    self.error_tolerance,
-                )
-                await asyncio.sleep(self._bounded(wait if wait is not None else next_delay(self.poll_interval, polls)))
-                polls += 1
-                continue
-            except GradientError as err:
-                return _outcome.error_event(self.indexing_job_uuid, err, self._last_job)
-            if event is not None:
-                return event
-            job = self._last_job
-            if job is not None and job.progress_key() != last_progress:
-                last_progress = job.progress_key()
-                self.log.info("Indexing job %s: %s.", job.uuid, job.describe())
-            if self.end_time is not None and time.time() >= self.end_time:
-                return await self._timeout()
-            await asyncio.sleep(self._bounded(next_delay(self.poll_interval, polls)))
-            polls += 1
-
-    def _bounded(self, delay: float) -> float:
-        """Never sleep past the deadline (plus a moment, so the deadline check sees it passed)."""
-        if self.end_time is None:
-            return delay
-        return max(0.0, min(delay, self.end_time - time.time() + 0.05))
-
-    async def _poll(self, indexed_after: Any) -> dict[str, Any] | None:
-        if self.indexing_job_uuid:
-            job = await self.hook.aget_indexing_job(self.indexing_job_uuid)
-            self._last_job = job
-            event = _outcome.job_event(job)
-            if _outcome.needs_data_source_detail(job, event):
-                try:
-                    job.data_source_jobs = await self.hook.alist_indexing_job_data_sources(self.indexing_job_uuid)
-                    event = _outcome.job_event(job)
-                except GradientError as err:
-                    self.log.warning("Could not read the job's data-source results: %s", err)
-            return event
-        assert self.knowledge_base_uuid is not None
-        details = await self.hook.aget_knowledge_base(self.knowledge_base_uuid)
-        self._last_job = details.knowledge_base.last_indexing_job
-        return _outcome.knowledge_base_event(details, indexed_after)
-
-    async def _timeout(self) -> dict[str, Any]:
-        deadline = datetime.fromtimestamp(self.end_time or time.time(), tz=timezone.utc)
-        waited = f"the maximum wait (deadline {deadline.isoformat(timespec='seconds')})"
-        cancelled = False
-        job = self._last_job
-        if self.cancel_on_timeout and self._job_mode and (job is None or not job.is_terminal):
-            cancelled = await self._cancel("the maximum wait ran out")
-        return _outcome.timeout_event(job, self.indexing_job_uuid, cancelled=cancelled, waited=waited)
-
-    async def _cancel(self, reason: str) -> bool:
-        """Cancel the job, best effort and bounded; never raises."""
-        uuid = self.indexing_job_uuid
-        if not uuid:
-            return False
-        try:
-            job = await asyncio.wait_for(self.hook.acancel_indexing_job(uuid), timeout=ON_KILL_CANCEL_TIMEOUT)
-        except Exception as err:  # best effort: log and go on
-            self.log.warning("Could not cancel indexing job %s (%s): %s", uuid, reason, err)
-            return False
-        self._last_job = job
-        self.log.info("Cancelled indexing job %s (%s): %s.", uuid, reason, job.describe())
-        return True
+        return await await_event(self._waiting, self.hook, log=self.log)
 
     async def on_kill(self) -> None:
         """A user marked the deferred task failed/success or cleared it: cancel the job if asked to."""
-        if not (self.cancel_on_kill and self._job_mode):
+        uuid = self.indexing_job_uuid
+        if not (self.cancel_on_kill and uuid):
             return
-        if self._last_job is not None and self._last_job.is_terminal:
-            self.log.info("Indexing job %s already ended; nothing to cancel.", self.indexing_job_uuid)
+        last = self._waiting.last_job if self._waiting is not None else None
+        if last is not None and last.is_terminal:
+            self.log.info("Indexing job %s already ended; nothing to cancel.", uuid)
             return
-        await self._cancel("the task was stopped by a user")
+        await acancel(self.hook, uuid, "the task was stopped by a user", log=self.log)
 
     async def cleanup(self) -> None:
         """Release this trigger's share of the HTTP session."""

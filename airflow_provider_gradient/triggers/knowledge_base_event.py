@@ -10,7 +10,6 @@ See ``docs/events.md``.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -19,8 +18,10 @@ from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_gradient._api import validate_uuid
+from airflow_provider_gradient._validation import knowledge_base_name as checked_name
 from airflow_provider_gradient._validation import seconds
-from airflow_provider_gradient.exceptions import TRANSIENT_ERRORS, GradientConfigError, GradientError
+from airflow_provider_gradient._wait import WatchPacing
+from airflow_provider_gradient.exceptions import GradientConfigError, GradientError
 from airflow_provider_gradient.hooks.gradient import GradientHook
 from airflow_provider_gradient.models import IndexingJob, JobOutcome
 
@@ -34,11 +35,11 @@ STATE_KEY_PREFIX = "gradient.knowledge_base_events."
 SEEN_LIMIT = 64
 #: Version of the stored watermark's layout.
 STATE_VERSION = 1
-#: Longest wait between polls while the API keeps failing, as a multiple of ``poll_interval``.
-MAX_ERROR_BACKOFF = 8
 
 
-def _uuids(knowledge_base_uuid: str | None, knowledge_base_uuids: Iterable[str] | None) -> list[str]:
+def _uuids(
+    knowledge_base_uuid: str | None, knowledge_base_uuids: Iterable[str] | None, knowledge_base_name: str | None
+) -> list[str]:
     if isinstance(knowledge_base_uuids, str):
         raise GradientConfigError("knowledge_base_uuids must be a list of uuids, not a string.")
     given = ([knowledge_base_uuid] if knowledge_base_uuid else []) + list(knowledge_base_uuids or [])
@@ -47,9 +48,14 @@ def _uuids(knowledge_base_uuid: str | None, knowledge_base_uuids: Iterable[str] 
         uuid = validate_uuid(value, "knowledge_base_uuids")
         if uuid not in result:
             result.append(uuid)
-    if not result:
+    if result and knowledge_base_name is not None:
         raise GradientConfigError(
-            "GradientKnowledgeBaseEventTrigger needs knowledge_base_uuid or knowledge_base_uuids."
+            "GradientKnowledgeBaseEventTrigger takes knowledge_base_uuid(s) or knowledge_base_name, not both. "
+            "Keep one of them."
+        )
+    if not result and knowledge_base_name is None:
+        raise GradientConfigError(
+            "GradientKnowledgeBaseEventTrigger needs knowledge_base_uuid, knowledge_base_uuids or knowledge_base_name."
         )
     return result
 
@@ -109,6 +115,9 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
     :param knowledge_base_uuid: The knowledge base to watch.
     :param knowledge_base_uuids: Several knowledge bases to watch (with or instead of
         ``knowledge_base_uuid``). Each costs one request per poll.
+    :param knowledge_base_name: Or the name of the one knowledge base to watch, as the console shows
+        it (not with the uuids): looked up in the triggerer when the trigger starts. No match or
+        several matches are logged as errors and looked up again at the slower error pace.
     :param gradient_conn_id: The ``gradient`` connection.
     :param poll_interval: Seconds between polls (±10 % jitter). Default 60.
     :param only_successful: Only report jobs that succeeded (COMPLETED, NO_CHANGES or PARTIAL);
@@ -121,35 +130,37 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
         *,
         knowledge_base_uuid: str | None = None,
         knowledge_base_uuids: list[str] | None = None,
+        knowledge_base_name: str | None = None,
         gradient_conn_id: str = GradientHook.default_conn_name,
         poll_interval: float = 60.0,
         only_successful: bool = False,
         only_changed: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.knowledge_base_uuids = _uuids(knowledge_base_uuid, knowledge_base_uuids)
+        self.knowledge_base_uuids = _uuids(knowledge_base_uuid, knowledge_base_uuids, knowledge_base_name)
+        self.knowledge_base_name = None if knowledge_base_name is None else checked_name(knowledge_base_name)
         self.gradient_conn_id = gradient_conn_id
         self.poll_interval = seconds(poll_interval, "poll_interval")
         self.only_successful = bool(only_successful)
         self.only_changed = bool(only_changed)
+        self._named: list[str] = []  # the uuid of knowledge_base_name, once looked up (kwargs stay as given)
         self._seen: dict[str, list[str]] = {}
         self._store_usable = True
-        self._failures = 0
-        self._retry_after = 0.0
+        self._pacing = WatchPacing(self.poll_interval)
         self._hook: GradientHook | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-primitive kwargs (stable, so ``BaseEventTrigger.hash`` is too)."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "knowledge_base_uuids": list(self.knowledge_base_uuids),
-                "gradient_conn_id": self.gradient_conn_id,
-                "poll_interval": self.poll_interval,
-                "only_successful": self.only_successful,
-                "only_changed": self.only_changed,
-            },
-        )
+        kwargs: dict[str, Any] = {
+            "knowledge_base_uuids": list(self.knowledge_base_uuids),
+            "gradient_conn_id": self.gradient_conn_id,
+            "poll_interval": self.poll_interval,
+            "only_successful": self.only_successful,
+            "only_changed": self.only_changed,
+        }
+        if self.knowledge_base_name is not None:  # only when given: a uuid watcher's hash stays as it was
+            kwargs["knowledge_base_name"] = self.knowledge_base_name
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     @property
     def hook(self) -> GradientHook:
@@ -221,34 +232,29 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
         while True:
             async for event in self.poll():
                 yield event
-            await asyncio.sleep(max(self._retry_after, self._delay(self._failures)))
+            await asyncio.sleep(self._pacing.next_read_in())
 
     async def poll(self) -> AsyncIterator[TriggerEvent]:
         """
         One round: read each knowledge base's latest jobs once and yield the events of the jobs
         that ended since they were last seen. :meth:`run` repeats it forever.
         """
-        failed = False
-        self._retry_after = 0.0
-        for kb_uuid in self.knowledge_base_uuids:
+        if not self.knowledge_base_uuids and not self._named and self.knowledge_base_name is not None:
+            try:
+                self._named = [await self.hook.aknowledge_base_uuid_for(self.knowledge_base_name)]
+            except GradientError as err:
+                level, message = self._pacing.on_error(err, f"knowledge base {self.knowledge_base_name!r} by name")
+                self.log.log(level, "%s", message)
+                return
+        for kb_uuid in self.knowledge_base_uuids or self._named:
             try:
                 jobs = await self.hook.alist_knowledge_base_indexing_jobs(kb_uuid)
-            except TRANSIENT_ERRORS as err:
-                failed = True
-                self._retry_after = max(self._retry_after, float(getattr(err, "retry_after", None) or 0.0))
-                self.log.warning("Reading the jobs of knowledge base %s failed (%s); retrying.", kb_uuid, err)
-                continue
             except GradientError as err:
-                failed = True
-                self.log.error("Reading the jobs of knowledge base %s failed: %s. Retrying later.", kb_uuid, err)
+                level, message = self._pacing.on_error(err, f"the jobs of knowledge base {kb_uuid}")
+                self.log.log(level, "%s", message)
                 continue
             async for event in self._handle(kb_uuid, jobs):
                 yield event
-        self._failures = self._failures + 1 if failed else 0
-
-    def _delay(self, failures: int) -> float:
-        factor = min(2**failures, MAX_ERROR_BACKOFF) if failures else 1
-        return self.poll_interval * factor * random.uniform(0.9, 1.1)
 
     async def _handle(self, kb_uuid: str, jobs: list[IndexingJob]) -> AsyncIterator[TriggerEvent]:
         ended = sorted((job for job in jobs if job.uuid and job.is_terminal), key=_end_time)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
-DAG_FILE = HERE / "dags" / "gradient_issue5_dags.py"
+DAG_FILE = HERE / "dags" / "gradient_dag_runs.py"
 CLI_DAG = "gradient_start_sense_cancel"
 
 
@@ -33,7 +33,7 @@ def migrate() -> None:
 
 
 def load_dags() -> dict[str, Any]:
-    spec = importlib.util.spec_from_file_location("gradient_issue5_dags", DAG_FILE)
+    spec = importlib.util.spec_from_file_location("gradient_dag_runs", DAG_FILE)
     assert spec
     assert spec.loader
     module = importlib.util.module_from_spec(spec)

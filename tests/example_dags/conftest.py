@@ -6,8 +6,8 @@ One pytest process runs every example: the metadata DB (sqlite, in the private A
 pays Airflow's one-off cost of building the in-process execution API (~30 s); later runs are quick.
 
 The emulator runs for the whole session at 60x speed (a one-minute job takes a second). The DAG
-files read their knowledge-base uuids from the environment when parsed, so the session fixture
-creates the knowledge bases and sets ``GRADIENT_KB_UUIDS`` / ``GRADIENT_KB_UUID`` (and a few-second
+files read their knowledge bases from the environment when parsed, so the session fixture
+creates the knowledge bases and sets ``GRADIENT_KB_NAMES`` / ``GRADIENT_KB_UUID`` (and a few-second
 ``GRADIENT_MAX_WAIT_SECONDS``) before the DAG folder is parsed.
 """
 
@@ -35,6 +35,7 @@ class ExampleEnv:
 
     emulator: GradientEmulator
     scheduled_kbs: list[str]
+    scheduled_names: list[str]
     pipeline_kb: str
     dagbag: Any = None
 
@@ -71,15 +72,20 @@ def example_env(airflow_db: None) -> Iterator[ExampleEnv]:
     pipeline = emulator.create_knowledge_base("pipeline-docs", data_sources=1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_GRADIENT_DEFAULT", emulator.airflow_conn_json())
-        mp.setenv("GRADIENT_KB_UUIDS", f"{docs.uuid},{faq.uuid}")
+        mp.setenv("GRADIENT_KB_NAMES", f"{docs.name},{faq.name}")
         mp.setenv("GRADIENT_KB_UUID", pipeline.uuid)
         mp.setenv("GRADIENT_MAX_WAIT_SECONDS", str(MAX_WAIT_SECONDS))
-        mp.delenv("AIRFLOW_VAR_GRADIENT_KNOWLEDGE_BASE_UUIDS", raising=False)
+        mp.delenv("AIRFLOW_VAR_GRADIENT_KNOWLEDGE_BASE_NAMES", raising=False)
         # dag.test() syncs the "dags-folder" bundle, whose path is settings.DAGS_FOLDER.
         mp.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(EXAMPLE_DAGS))
         mp.setattr(settings, "DAGS_FOLDER", str(EXAMPLE_DAGS))
         try:
-            yield ExampleEnv(emulator=emulator, scheduled_kbs=[docs.uuid, faq.uuid], pipeline_kb=pipeline.uuid)
+            yield ExampleEnv(
+                emulator=emulator,
+                scheduled_kbs=[docs.uuid, faq.uuid],
+                scheduled_names=[docs.name, faq.name],
+                pipeline_kb=pipeline.uuid,
+            )
         finally:
             emulator.stop()
 

@@ -29,11 +29,12 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_gradient.assets import knowledge_base_uri
+
 REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO / "example_dags"
 DAG_FILE = DAGS_FOLDER / "example_gradient_event_driven.py"
 DAG_ID = "example_gradient_event_driven"
-ASSET_NAME = "gradient_knowledge_base_reindexed"
 TRIGGER_CLASSPATH = "airflow_provider_gradient.triggers.knowledge_base_event.GradientKnowledgeBaseEventTrigger"
 KB_ENV = "GRADIENT_EXAMPLE_KB_UUID"
 
@@ -75,7 +76,7 @@ def test_the_dag_parses_without_network_and_is_scheduled_on_the_watched_asset(
     monkeypatch.delenv("AIRFLOW_CONN_GRADIENT_DEFAULT", raising=False)  # no connection needed to parse
     dag = parse_example(monkeypatch, None)
     asset = watched_asset(dag)
-    assert asset.name == ASSET_NAME
+    assert asset.name == asset.uri == knowledge_base_uri("00000000-0000-4000-8000-000000000000")
     assert [watcher.name for watcher in asset.watchers] == ["gradient_knowledge_base_reindex_watcher"]
     trigger = asset.watchers[0].trigger
     assert isinstance(trigger, GradientKnowledgeBaseEventTrigger)
@@ -89,7 +90,7 @@ def test_the_knowledge_base_comes_from_the_environment(monkeypatch: pytest.Monke
     kb = "9d9e1d1c-3f3e-4c1b-9a52-0b8f6f1f2a10"
     asset = watched_asset(parse_example(monkeypatch, kb))
     assert asset.watchers[0].trigger.knowledge_base_uuids == [kb]
-    assert asset.uri.endswith(f"/knowledge-bases/{kb}")
+    assert asset.uri == knowledge_base_uri(kb)
 
 
 async def test_the_trigger_of_the_dags_asset_reports_a_reindex(
@@ -283,7 +284,8 @@ def _watcher_trigger_row(session: Any) -> Any:
     from airflow.models.asset import AssetModel
     from sqlalchemy import select
 
-    asset = session.scalar(select(AssetModel).where(AssetModel.name == ASSET_NAME))
+    name = knowledge_base_uri(os.environ[KB_ENV])  # the knowledge base's one Asset, named by its URI
+    asset = session.scalar(select(AssetModel).where(AssetModel.name == name))
     assert asset is not None, "the asset was not registered"
     assert len(asset.triggers) == 1, asset.triggers
     return asset.triggers[0]

@@ -54,7 +54,7 @@ def test_scheduled_reindex_maps_over_the_knowledge_bases(example_env: Any, run_d
         "reindex[0]": "success",
         "reindex[1]": "success",
     }
-    assert result.returns["knowledge_bases"] == example_env.scheduled_kbs
+    assert result.returns["knowledge_bases"] == example_env.scheduled_names
     for index, kb in enumerate(example_env.scheduled_kbs):
         jobs = _new_jobs(emulator, kb, before[kb])
         assert len(jobs) == 1, f"exactly one job per knowledge base, got {jobs}"
@@ -70,7 +70,7 @@ def test_scheduled_reindex_prefers_the_variable(
 ) -> None:
     emulator = example_env.emulator
     only = emulator.create_knowledge_base("from-variable", data_sources=1).uuid
-    monkeypatch.setenv("AIRFLOW_VAR_GRADIENT_KNOWLEDGE_BASE_UUIDS", json.dumps([only]))
+    monkeypatch.setenv("AIRFLOW_VAR_GRADIENT_KNOWLEDGE_BASE_NAMES", json.dumps(["from-variable"]))
     before = {kb: len(emulator.jobs(kb)) for kb in example_env.scheduled_kbs}
 
     result = run_dag("gradient_scheduled_reindex")
@@ -175,10 +175,11 @@ def test_data_pipeline_failed_job_emits_no_asset_event(
 
 def test_cancel_teardown_cancels_the_job_when_the_run_fails(example_env: Any, run_dag: Any) -> None:
     emulator = example_env.emulator
-    kb = emulator.create_knowledge_base("teardown", data_sources=1).uuid
+    name = "teardown"
+    kb = emulator.create_knowledge_base(name, data_sources=1).uuid
     emulator.script_jobs(kb, "COMPLETED", duration=LONG_JOB)
 
-    result = run_dag("gradient_cancel_teardown", knowledge_base_uuid=kb, simulate_failure=True)
+    result = run_dag("gradient_cancel_teardown", knowledge_base_name=name, simulate_failure=True)
 
     assert result.state == "failed", result
     assert result.task_states == {
@@ -195,9 +196,10 @@ def test_cancel_teardown_cancels_the_job_when_the_run_fails(example_env: Any, ru
 
 def test_cancel_teardown_is_a_no_op_when_the_run_succeeds(example_env: Any, run_dag: Any) -> None:
     emulator = example_env.emulator
-    kb = emulator.create_knowledge_base("teardown-ok", data_sources=1).uuid
+    name = "teardown-ok"
+    kb = emulator.create_knowledge_base(name, data_sources=1).uuid
 
-    result = run_dag("gradient_cancel_teardown", knowledge_base_uuid=kb, simulate_failure=False)
+    result = run_dag("gradient_cancel_teardown", knowledge_base_name=name, simulate_failure=False)
 
     assert result.state == "success", result
     assert set(result.task_states.values()) == {"success"}
@@ -209,10 +211,11 @@ def test_cancel_teardown_is_a_no_op_when_the_run_succeeds(example_env: Any, run_
 
 def test_cancel_one_failed_cancels_when_a_check_fails(example_env: Any, run_dag: Any) -> None:
     emulator = example_env.emulator
-    kb = emulator.create_knowledge_base("one-failed", data_sources=1).uuid
+    name = "one-failed"
+    kb = emulator.create_knowledge_base(name, data_sources=1).uuid
     emulator.script_jobs(kb, "COMPLETED", duration=LONG_JOB)
 
-    result = run_dag("gradient_cancel_one_failed", knowledge_base_uuid=kb, simulate_failure=True)
+    result = run_dag("gradient_cancel_one_failed", knowledge_base_name=name, simulate_failure=True)
 
     assert result.state == "failed", result
     assert result.task_states == {
@@ -229,9 +232,10 @@ def test_cancel_one_failed_cancels_when_a_check_fails(example_env: Any, run_dag:
 
 def test_cancel_one_failed_is_skipped_when_the_checks_pass(example_env: Any, run_dag: Any) -> None:
     emulator = example_env.emulator
-    kb = emulator.create_knowledge_base("one-failed-ok", data_sources=1).uuid
+    name = "one-failed-ok"
+    kb = emulator.create_knowledge_base(name, data_sources=1).uuid
 
-    result = run_dag("gradient_cancel_one_failed", knowledge_base_uuid=kb, simulate_failure=False)
+    result = run_dag("gradient_cancel_one_failed", knowledge_base_name=name, simulate_failure=False)
 
     assert result.state == "success", result
     assert result.task_states["cancel_on_failure"] == "skipped"
@@ -243,10 +247,11 @@ def test_cancel_one_failed_is_skipped_when_the_checks_pass(example_env: Any, run
 
 def test_max_wait_cancels_the_job_on_expiry(example_env: Any, run_dag: Any) -> None:
     emulator = example_env.emulator
-    kb = emulator.create_knowledge_base("max-wait", data_sources=1).uuid
+    name = "max-wait"
+    kb = emulator.create_knowledge_base(name, data_sources=1).uuid
     emulator.script_jobs(kb, "COMPLETED", duration=LONG_JOB)
 
-    result = run_dag("gradient_reindex_max_wait", knowledge_base_uuid=kb)
+    result = run_dag("gradient_reindex_max_wait", knowledge_base_name=name)
 
     assert result.state == "failed", result
     assert result.task_states == {"reindex": "failed"}

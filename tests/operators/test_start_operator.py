@@ -67,8 +67,10 @@ async def run_trigger(trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
         ({"timeout": 0}, "timeout must be greater than 0"),
         ({"timeout": timedelta(seconds=-1)}, "timeout must be greater than 0"),
         ({"database_ready_timeout": -1}, "database_ready_timeout must be greater than 0"),
+        ({"error_tolerance": 0}, "error_tolerance must be greater than 0"),
+        ({"error_tolerance": "1h"}, "error_tolerance must be seconds"),
         ({"knowledge_base_uuid": "my-docs"}, "knowledge_base_uuid must be a UUID"),
-        ({"knowledge_base_uuid": None}, "knowledge_base_uuid is required"),
+        ({"knowledge_base_uuid": None}, "needs knowledge_base_uuid or knowledge_base_name"),
         ({"knowledge_base_uuid": ""}, "knowledge_base_uuid is required"),
         ({"data_source_uuids": U1}, "data_source_uuids must be a list of UUID strings"),
         ({"data_source_uuids": [U1, "x"]}, r"data_source_uuids\[1\] must be a UUID"),
@@ -325,6 +327,40 @@ def test_no_wait_returns_once_started(
     assert emu.job(summary["indexing_job_uuid"])["phase"] != "BATCH_JOB_PHASE_CANCELLED"
     assert context["ti"].xcom["indexing_job_uuid"] == summary["indexing_job_uuid"]
     assert context["task_state_store"].data == {}
+
+
+def test_error_tolerance_reaches_the_trigger(
+    emu: GradientEmulator, conn: str, make_context: Callable[..., dict[str, Any]]
+) -> None:
+    kb = quick_kb(emu, duration=600)
+    with pytest.raises(TaskDeferred) as info:
+        start_op(kb, deferrable=True, error_tolerance=timedelta(minutes=2)).execute(make_context())
+    assert info.value.trigger.serialize()[1]["error_tolerance"] == 120.0
+
+
+def test_sync_wait_fails_once_errors_outlast_error_tolerance(
+    emu: GradientEmulator, conn: str, make_context: Callable[..., dict[str, Any]]
+) -> None:
+    kb = quick_kb(emu, duration=600)
+    emu.faults.add("genai_get_indexing_job", "status", status=503, times=None, message="down for maintenance")
+    context = make_context()
+    with pytest.raises(GradientError, match="down for maintenance"):
+        start_op(kb, error_tolerance=0.5).execute(context)
+    job = context["ti"].xcom["indexing_job_uuid"]
+    assert emu.job(job)["phase"] != "BATCH_JOB_PHASE_CANCELLED"
+    assert emu.count("PUT", "genai_cancel_indexing_job") == 0
+    assert context["task_state_store"].data == {KEY: job}  # the job may still run: a retry reattaches
+    assert emu.count("GET", "genai_get_indexing_job", status=503) >= 2  # it kept trying first
+
+
+def test_sync_wait_rides_out_errors_within_error_tolerance(
+    emu: GradientEmulator, conn: str, make_context: Callable[..., dict[str, Any]]
+) -> None:
+    kb = quick_kb(emu)
+    fault = emu.faults.add("genai_get_indexing_job", "status", status=503, times=4)
+    summary = start_op(kb, error_tolerance=60).execute(make_context())
+    assert summary["status"] == "INDEX_JOB_STATUS_COMPLETED"
+    assert fault.fired == 4
 
 
 # -------------------------------------------------------------------------------------------

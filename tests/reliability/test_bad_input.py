@@ -89,7 +89,15 @@ Case = Callable[[GradientEmulator, str, pytest.MonkeyPatch], Any]
 CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
     # -- uuids
     "kb-not-a-uuid": (lambda emu, kb, mp: start("my-docs"), ("knowledge_base_uuid", "UUID such as")),
-    "kb-missing": (lambda emu, kb, mp: start(None), ("knowledge_base_uuid is required", "uuid of the knowledge base")),
+    "kb-missing": (
+        lambda emu, kb, mp: start(None),
+        ("needs knowledge_base_uuid or knowledge_base_name", "name in the"),
+    ),
+    "kb-uuid-and-name": (
+        lambda emu, kb, mp: start(kb, knowledge_base_name="docs"),
+        ("knowledge_base_uuid or knowledge_base_name, not both", "Keep one"),
+    ),
+    "kb-name-empty": (lambda emu, kb, mp: start(None, knowledge_base_name=" "), ("knowledge_base_name", "console")),
     "kb-empty": (lambda emu, kb, mp: start(""), ("knowledge_base_uuid is required", "uuid of the knowledge base")),
     "ds-not-a-uuid": (
         lambda emu, kb, mp: start(kb, data_source_uuids=[U1, "x"]),
@@ -100,7 +108,10 @@ CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
     "ds-rendered-string": (lambda emu, kb, mp: start_rendered(kb, ds=U1), ("data_source_uuids", "Wrap a single uuid")),
     "kb-rendered-bad": (lambda emu, kb, mp: start_rendered("docs", ds=None), ("knowledge_base_uuid", "UUID such as")),
     "cancel-not-a-uuid": (lambda emu, kb, mp: cancel(indexing_job_uuid="job-1"), ("indexing_job_uuid", "UUID such")),
-    "cancel-nothing": (lambda emu, kb, mp: cancel(), ("indexing_job_uuid", "or knowledge_base_uuid")),
+    "cancel-nothing": (
+        lambda emu, kb, mp: cancel(),
+        ("indexing_job_uuid", "knowledge_base_uuid or knowledge_base_name"),
+    ),
     "sensor-not-a-uuid": (lambda emu, kb, mp: sense(indexing_job_uuid="job-1"), ("indexing_job_uuid", "UUID such")),
     "sensor-both": (
         lambda emu, kb, mp: sense(indexing_job_uuid=U1, knowledge_base_uuid=kb),

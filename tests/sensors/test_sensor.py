@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -85,6 +85,8 @@ def job_on(emu: GradientEmulator, outcome: str = "COMPLETED", **script: Any) -> 
         ({"indexing_job_uuid": "job"}, "indexing_job_uuid must be a UUID"),
         ({"knowledge_base_uuid": U1, "indexed_after": "tomorrow"}, "indexed_after must be an ISO-8601 time"),
         ({"indexing_job_uuid": U1, "poke_interval": 0}, "poke_interval must be greater than 0"),
+        ({"indexing_job_uuid": U1, "error_tolerance": 0}, "error_tolerance must be greater than 0"),
+        ({"indexing_job_uuid": U1, "error_tolerance": None}, "error_tolerance must be seconds"),
     ],
 )
 def test_constructor_validation(kwargs: dict[str, Any], match: str) -> None:
@@ -169,6 +171,40 @@ def test_timeout_never_cancels(
     with pytest.raises(AirflowSkipException):
         run_sensor(make_sensor(mode, indexing_job_uuid=job, timeout=0.6, soft_fail=True), make_context())
     assert emu.count("PUT", "genai_cancel_indexing_job") == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_transient_errors_within_error_tolerance_are_not_yet(
+    mode: str, emu: GradientEmulator, conn: str, make_context: Callable[..., dict[str, Any]]
+) -> None:
+    _, job = job_on(emu)
+    fault = emu.faults.add("genai_get_indexing_job", "status", status=503, times=4)
+    result = run_sensor(make_sensor(mode, indexing_job_uuid=job, error_tolerance=60), make_context())
+    assert result["indexing_job_uuid"] == job
+    assert fault.fired == 4
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+def test_errors_outlasting_error_tolerance_fail_the_sensor(
+    mode: str, emu: GradientEmulator, conn: str, make_context: Callable[..., dict[str, Any]]
+) -> None:
+    _, job = job_on(emu, duration=600)
+    emu.faults.add("genai_get_indexing_job", "status", status=503, times=None, message="down for maintenance")
+    sensor = make_sensor(mode, indexing_job_uuid=job, error_tolerance=0.5, timeout=60)
+    with pytest.raises(GradientError, match="down for maintenance"):
+        run_sensor(sensor, make_context())
+    assert emu.count("GET", "genai_get_indexing_job", status=503) >= 2  # it kept trying first
+    assert emu.count("PUT", "genai_cancel_indexing_job") == 0
+
+
+def test_deferred_sensor_passes_error_tolerance(
+    emu: GradientEmulator, conn: str, make_context: Callable[..., dict[str, Any]]
+) -> None:
+    _, job = job_on(emu, duration=600)
+    sensor = make_sensor("deferrable", indexing_job_uuid=job, error_tolerance=timedelta(minutes=3))
+    with pytest.raises(TaskDeferred) as info:
+        sensor.execute(make_context())
+    assert info.value.trigger.serialize()[1]["error_tolerance"] == 180.0
 
 
 def test_on_kill_never_cancels(emu: GradientEmulator, conn: str) -> None:

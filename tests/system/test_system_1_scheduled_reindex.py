@@ -20,11 +20,11 @@ def test_scheduled_reindex_defers_and_succeeds(
     deployment: Deployment, airflow_api: AirflowAPI, emulator: Emulator, gradient_dags: tuple[str, ...]
 ) -> None:
     kb = emulator.scripted_kb("scheduled", running=12, pending=1, speed=EMULATOR_SPEED)
-    # The example reads its knowledge bases from this Variable (a JSON list).
+    # The example reads the names of its knowledge bases from this Variable (a JSON list).
     airflow_api.request(
         "POST",
         "/variables",
-        json={"key": "gradient_knowledge_base_uuids", "value": json.dumps([kb])},
+        json={"key": "gradient_knowledge_base_names", "value": json.dumps(["scheduled"])},
         expect=(200, 201),
     )
     airflow_api.set_paused(DAG_ID, False)  # catchup=False: the latest interval gets one scheduled run

@@ -42,7 +42,7 @@ def test_upstream_failure_cancels_the_job(
     runs = {}
     for dag_id in EXPECTED:  # both examples run side by side
         kb = emulator.scripted_kb(dag_id, running=120, pending=1, speed=EMULATOR_SPEED)
-        conf = {"knowledge_base_uuid": kb, "simulate_failure": True}
+        conf = {"knowledge_base_name": dag_id, "simulate_failure": True}
         runs[dag_id] = (kb, airflow_api.trigger(dag_id, conf))
 
     for dag_id, (kb, run_id) in runs.items():

@@ -1,6 +1,6 @@
 """
 The trigger's cancel on kill is bounded: a cancel that the API keeps failing (and the hook keeps
-retrying), or that never answers, is given up at ``ON_KILL_CANCEL_TIMEOUT``, without raising.
+retrying), or that never answers, is given up at ``CANCEL_TIMEOUT``, without raising.
 The bound is lowered for the test; each test reaches it (the cancel was still going on).
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
+from airflow_provider_gradient import _wait_drivers
 from airflow_provider_gradient.testing.emulator import GradientEmulator
-from airflow_provider_gradient.triggers import indexing_job as triggers_module
 from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobTrigger
 
 BOUND = 1.0
@@ -28,7 +28,7 @@ def running_job(emu: GradientEmulator) -> str:
 
 @pytest.fixture(autouse=True)
 def _low_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(triggers_module, "ON_KILL_CANCEL_TIMEOUT", BOUND)
+    monkeypatch.setattr(_wait_drivers, "CANCEL_TIMEOUT", BOUND)
 
 
 async def _kill(trigger: GradientIndexingJobTrigger) -> float:

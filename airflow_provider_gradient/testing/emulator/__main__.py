@@ -18,6 +18,7 @@ from types import FrameType
 from airflow_provider_gradient.testing.emulator.gradient_emulator import DEFAULT_TOKEN, GradientEmulator
 from airflow_provider_gradient.testing.emulator.jobs import OUTCOMES
 from airflow_provider_gradient.testing.emulator.ratelimit import HEADER_MODES
+from airflow_provider_gradient.testing.emulator.state import LIST_ORDERS
 
 __all__ = ["main", "parse_kb_spec"]
 
@@ -72,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         help="what ratelimit-remaining/-reset describe: the window with fewer requests left (binding, "
         "default) or only the hourly one, as DigitalOcean documents it (hourly)",
     )
+    parser.add_argument(
+        "--list-order",
+        choices=LIST_ORDERS,
+        default="newest",
+        help="the order GET /v2/gen-ai/indexing_jobs lists jobs in, which the API does not document: "
+        "newest first (default), oldest first, or none (unrelated to creation)",
+    )
     parser.add_argument("--no-rate-limit", action="store_true", help="disable rate limiting (benchmarks)")
     parser.add_argument("--no-request-log", action="store_true", help="do not keep the request log")
     return parser
@@ -93,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         record_requests=not args.no_request_log,
+        list_order=args.list_order,
     )
     stop = threading.Event()
 
@@ -103,7 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     emulator.start()
     try:
-        print(f"Gradient emulator listening on {emulator.base_url} (seed {args.seed}, speed {args.speed:g}x)")
+        print(
+            f"Gradient emulator listening on {emulator.base_url} (seed {args.seed}, speed {args.speed:g}x, "
+            f"jobs listed {args.list_order} first)"
+            if args.list_order != "none"
+            else f"Gradient emulator listening on {emulator.base_url} (seed {args.seed}, speed {args.speed:g}x, "
+            "jobs listed in no order)"
+        )
         for name, sources in args.kb:
             kb = emulator.create_knowledge_base(name, sources, database_ready=not args.db_not_ready, auto_index=False)
             if args.outcome or args.job_duration is not None:

@@ -134,7 +134,7 @@ def paginate(call: Call, items: Sequence[Any], render: Callable[[Any], dict[str,
 
 # -- handlers ------------------------------------------------------------------------------
 def _list_indexing_jobs(call: Call) -> dict[str, Any]:
-    jobs = call.backend.store.list_jobs()
+    jobs = call.backend.store.list_all_jobs()
     return paginate(call, jobs, lambda job: job.render(call.now), "jobs")
 
 

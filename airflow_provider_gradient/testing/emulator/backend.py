@@ -14,7 +14,7 @@ from airflow_provider_gradient.testing.emulator.jobs import (
 )
 from airflow_provider_gradient.testing.emulator.ratelimit import HeaderMode, RateLimiter
 from airflow_provider_gradient.testing.emulator.requestlog import RequestLog
-from airflow_provider_gradient.testing.emulator.state import Store
+from airflow_provider_gradient.testing.emulator.state import ListOrder, Store
 
 __all__ = ["Backend", "build_scripts"]
 
@@ -65,6 +65,7 @@ class Backend:
         conflict_status: int = 409,
         db_not_ready_status: int = 400,
         record_requests: bool = True,
+        list_order: ListOrder = "newest",
     ) -> None:
         self.token = token
         self._speed = speed
@@ -77,7 +78,9 @@ class Backend:
             default_per_source=default_per_source,
             conflict_status=conflict_status,
             db_not_ready_status=db_not_ready_status,
+            list_order=list_order,
         )
+        self._list_order = self.store.list_order
         self.tokens = TokenRegistry()
         self.tokens.add(token, ALL_SCOPES)
         self.limiter = RateLimiter(rate_limit_per_minute, rate_limit_per_hour, headers=rate_limit_headers)
@@ -90,6 +93,7 @@ class Backend:
         """Back to the state right after construction (same token, seed, speed and limits)."""
         self.generation += 1
         self.store.reset()
+        self.store.list_order = self._list_order
         self.faults.clear()
         self.log.clear()
         self.limiter.reset()

@@ -28,6 +28,10 @@ PUT     /_emulator/rate_limits                          ``{"per_minute", "per_ho
 GET     /_emulator/requests                             ``{"requests": [...]}``
 DELETE  /_emulator/requests                             clear the request log
 GET     /_emulator/jobs?kb_uuid=                        ``{"jobs": [...]}`` (newest first)
+DELETE  /_emulator/jobs/{uuid}                          delete a job (404 afterwards)
+POST    /_emulator/knowledge_bases/{uuid}/finished_jobs ``{"count", "before", "spacing"}`` -> ``{"job_uuids"}``
+GET     /_emulator/list_order                           ``{"list_order": "newest" | "oldest" | "none"}``
+PUT     /_emulator/list_order                           ``{"list_order": ...}``: the job list's order
 GET     /_emulator/reports/{uuid}.csv                   the CSV report a signed URL points to
 ======  ==============================================  ==================================================
 """
@@ -49,6 +53,7 @@ from airflow_provider_gradient.testing.emulator.auth import ALL_SCOPES
 from airflow_provider_gradient.testing.emulator.backend import Backend, build_scripts
 from airflow_provider_gradient.testing.emulator.clock import rfc3339
 from airflow_provider_gradient.testing.emulator.errors import ApiError
+from airflow_provider_gradient.testing.emulator.state import check_list_order
 
 __all__ = ["CONTROL_PREFIX", "build_control_routes"]
 
@@ -192,6 +197,26 @@ def _jobs(backend: Backend, request: Request, body: dict[str, Any]) -> Any:
     return {"jobs": [job.render(now) for job in store.list_jobs(request.query_params.get("kb_uuid"))]}
 
 
+def _delete_job(backend: Backend, request: Request, body: dict[str, Any]) -> Any:
+    backend.store.delete_job(request.path_params["uuid"])
+
+
+def _finished_jobs(backend: Backend, request: Request, body: dict[str, Any]) -> Any:
+    uuids = backend.store.add_finished_jobs(
+        request.path_params["uuid"],
+        int(body["count"]),
+        before=float(body.get("before", 3600.0)),
+        spacing=float(body.get("spacing", 1.0)),
+    )
+    return {"job_uuids": uuids}
+
+
+def _list_order(backend: Backend, request: Request, body: dict[str, Any]) -> Any:
+    if request.method == "PUT":
+        backend.store.list_order = check_list_order(str(body.get("list_order")))
+    return {"list_order": backend.store.list_order}
+
+
 def _report(backend: Backend, request: Request, body: dict[str, Any]) -> Any:
     store = backend.store
     now = store.now()
@@ -233,6 +258,9 @@ def build_control_routes(backend: Backend) -> list[BaseRoute]:
         ("/rate_limits", _rate_limits, ["PUT"]),
         ("/requests", _requests, ["GET", "DELETE"]),
         ("/jobs", _jobs, ["GET"]),
+        ("/jobs/{uuid}", _delete_job, ["DELETE"]),
+        ("/knowledge_bases/{uuid}/finished_jobs", _finished_jobs, ["POST"]),
+        ("/list_order", _list_order, ["GET", "PUT"]),
         ("/reports/{uuid}.csv", _report, ["GET"]),
     ]
     return [Route(CONTROL_PREFIX + path, _wrap(backend, handler), methods=methods) for path, handler, methods in table]

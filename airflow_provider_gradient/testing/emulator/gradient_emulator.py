@@ -20,6 +20,7 @@ from airflow_provider_gradient.testing.emulator.jobs import DEFAULT_PENDING_SECO
 from airflow_provider_gradient.testing.emulator.ratelimit import HeaderMode, RateLimiter
 from airflow_provider_gradient.testing.emulator.requestlog import RecordedRequest
 from airflow_provider_gradient.testing.emulator.server import BackgroundServer
+from airflow_provider_gradient.testing.emulator.state import ListOrder, check_list_order
 
 __all__ = ["DEFAULT_TOKEN", "GradientEmulator", "KnowledgeBaseHandle"]
 
@@ -59,6 +60,9 @@ class GradientEmulator:
     :param conflict_status: status of "already has an indexing job running" (default 409).
     :param db_not_ready_status: status of "failed to get db creds" (default 400).
     :param record_requests: keep the request log (turn off for long benchmarks).
+    :param list_order: the order ``GET /v2/gen-ai/indexing_jobs`` lists jobs in, which the real API
+        does not document: ``"newest"`` first (default), ``"oldest"`` first, or ``"none"`` (an order
+        unrelated to creation, stable between requests). :meth:`reset` keeps it.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class GradientEmulator:
         conflict_status: int = 409,
         db_not_ready_status: int = 400,
         record_requests: bool = True,
+        list_order: ListOrder = "newest",
     ) -> None:
         self._backend = Backend(
             token=token,
@@ -90,6 +95,7 @@ class GradientEmulator:
             conflict_status=conflict_status,
             db_not_ready_status=db_not_ready_status,
             record_requests=record_requests,
+            list_order=check_list_order(list_order),
         )
         self.app: Starlette = build_app(self._backend)
         self._server = BackgroundServer(self.app, host, port)
@@ -273,7 +279,37 @@ class GradientEmulator:
         """
         self._backend.store.clear_schedule(kb_uuid)
 
+    def delete_job(self, job_uuid: str) -> None:
+        """Delete a job: its GET answers 404 and the lists leave it out.
+
+        :param job_uuid: the job uuid.
+        """
+        self._backend.store.delete_job(job_uuid)
+
+    def add_finished_jobs(self, kb_uuid: str, count: int, *, before: float = 3600.0, spacing: float = 1.0) -> list[str]:
+        """Add history cheaply: ``count`` finished jobs created in the past, without any request.
+
+        :param kb_uuid: the knowledge base.
+        :param count: how many jobs.
+        :param before: emulated seconds before now the newest of them was created.
+        :param spacing: emulated seconds between their creations.
+        :returns: their uuids, oldest first.
+        """
+        return self._backend.store.add_finished_jobs(kb_uuid, count, before=before, spacing=spacing)
+
     # -- controls --------------------------------------------------------------------------
+    @property
+    def list_order(self) -> ListOrder:
+        """The order of the team-wide job list now: ``"newest"``, ``"oldest"`` or ``"none"``."""
+        return self._backend.store.list_order
+
+    def set_list_order(self, order: ListOrder) -> None:
+        """List ``GET /v2/gen-ai/indexing_jobs`` in another order until :meth:`reset`.
+
+        :param order: ``"newest"``, ``"oldest"`` or ``"none"``.
+        """
+        self._backend.store.list_order = check_list_order(order)
+
     @property
     def clock(self) -> EmulatedClock:
         """The emulated clock: ``advance(seconds)``, ``speed``, ``now()``."""

@@ -14,7 +14,7 @@ import uuid as uuid_module
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 from airflow_provider_gradient.testing.emulator.clock import EmulatedClock, rfc3339
 from airflow_provider_gradient.testing.emulator.errors import ApiError
@@ -26,11 +26,24 @@ from airflow_provider_gradient.testing.emulator.jobs import (
     plan_job,
 )
 
-__all__ = ["DataSource", "KnowledgeBase", "Schedule", "Store"]
+__all__ = ["LIST_ORDERS", "DataSource", "KnowledgeBase", "ListOrder", "Schedule", "Store", "check_list_order"]
 
 #: Jobs the per-KB endpoint returns ("latest 15").
 KB_JOBS_LIMIT = 15
 _MAX_SCHEDULE_CATCH_UP = 1000
+
+#: The order ``GET /v2/gen-ai/indexing_jobs`` lists jobs in (the API does not document one):
+#: ``newest`` first, ``oldest`` first, or ``none`` (an order unrelated to creation, stable between
+#: requests).
+ListOrder = Literal["newest", "oldest", "none"]
+LIST_ORDERS: tuple[ListOrder, ...] = ("newest", "oldest", "none")
+
+
+def check_list_order(order: str) -> ListOrder:
+    """Return ``order`` if it is one of :data:`LIST_ORDERS`, else raise ``ValueError`` naming them."""
+    if order not in LIST_ORDERS:
+        raise ValueError(f"list_order must be one of {', '.join(LIST_ORDERS)}; got {order!r}")
+    return order
 
 
 @dataclass
@@ -135,6 +148,7 @@ class Store:
     :param default_per_source: emulated seconds each data source takes unless scripted.
     :param conflict_status: HTTP status for "already has an indexing job running".
     :param db_not_ready_status: HTTP status for "failed to get db creds".
+    :param list_order: the order of the team-wide job list (see :data:`LIST_ORDERS`).
     """
 
     def __init__(
@@ -146,8 +160,10 @@ class Store:
         default_per_source: float = DEFAULT_SECONDS_PER_SOURCE,
         conflict_status: int = 409,
         db_not_ready_status: int = 400,
+        list_order: ListOrder = "newest",
     ) -> None:
         self.clock = clock
+        self.list_order = check_list_order(list_order)
         self.seed = seed
         self.default_pending = default_pending
         self.default_per_source = default_per_source
@@ -297,7 +313,15 @@ class Store:
             self._refresh_next_schedule()
 
     # -- jobs ------------------------------------------------------------------------------
-    def _create_job(self, kb: KnowledgeBase, data_source_uuids: Sequence[str] | None, *, origin: str, at: float) -> Job:
+    def _create_job(
+        self,
+        kb: KnowledgeBase,
+        data_source_uuids: Sequence[str] | None,
+        *,
+        origin: str,
+        at: float,
+        script: JobScript | None = None,
+    ) -> Job:
         sources = list(data_source_uuids) if data_source_uuids else [ds.uuid for ds in kb.data_sources]
         self._seq += 1
         job = plan_job(
@@ -306,7 +330,7 @@ class Store:
             seq=self._seq,
             created_at=at,
             data_source_uuids=sources,
-            script=kb.next_script(),
+            script=script or kb.next_script(),
             origin=origin,
             default_pending=self.default_pending,
             default_per_source=self.default_per_source,
@@ -369,6 +393,43 @@ class Store:
             if job.is_active(now):
                 job.cancelled_at = now
             return job
+
+    def delete_job(self, job_uuid: str) -> None:
+        """Remove a job as if it had been deleted: every endpoint then answers 404 or leaves it out."""
+        with self.lock:
+            job = self.get_job(job_uuid)
+            del self.jobs_by_uuid[job_uuid]
+            self._jobs.remove(job)
+            self.knowledge_bases[job.knowledge_base_uuid].jobs.remove(job)
+
+    def add_finished_jobs(self, kb_uuid: str, count: int, *, before: float = 3600.0, spacing: float = 1.0) -> list[str]:
+        """Add ``count`` finished (COMPLETED) jobs to a knowledge base, created in the past.
+
+        Cheap history for tests: no request, no running-job rule. The newest is created ``before``
+        emulated seconds ago, the others ``spacing`` seconds apart before it; every one had ended
+        by the time the next was created.
+
+        :returns: their uuids, oldest first.
+        """
+        if count < 0 or spacing <= 0 or before < 0:
+            raise ValueError("count and before must be >= 0 and spacing > 0")
+        with self.lock:
+            kb = self.get_knowledge_base(kb_uuid)
+            now = self.now()
+            script = JobScript(outcome="COMPLETED", pending=0.0, duration=spacing / 2)
+            jobs = []
+            for index in range(count):
+                at = now - before - (count - 1 - index) * spacing
+                jobs.append(self._create_job(kb, None, origin="history", at=at, script=script))
+            return [job.uuid for job in jobs]
+
+    def list_all_jobs(self) -> list[Job]:
+        """Every job of the team in the order the list endpoint uses (:attr:`list_order`)."""
+        with self.lock:
+            self.now()
+            if self.list_order == "none":
+                return sorted(self._jobs, key=lambda job: job.uuid)
+            return sorted(self._jobs, key=lambda job: (job.created_at, job.seq), reverse=self.list_order == "newest")
 
     def list_jobs(self, kb_uuid: str | None = None) -> list[Job]:
         """Jobs newest first, optionally of one knowledge base."""

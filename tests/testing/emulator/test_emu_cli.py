@@ -56,6 +56,8 @@ def test_cli_serves_and_stops(stop_signal: int) -> None:
             "7",
             "--rate-limit-headers",
             "hourly",
+            "--list-order",
+            "oldest",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -86,6 +88,9 @@ def test_cli_serves_and_stops(stop_signal: int) -> None:
         body = response.json()
         assert body["knowledge_base"]["name"] == "docs"
         assert body["database_status"] == "ONLINE"
+        order = requests.get(f"{base_url}/_emulator/list_order", timeout=5).json()
+        assert order == {"list_order": "oldest"}
+        assert "jobs listed oldest first" in lines[0]
     finally:
         process.send_signal(stop_signal)
         out, err = process.communicate(timeout=15)

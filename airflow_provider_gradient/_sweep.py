@@ -1,0 +1,303 @@
+"""
+The decisions of a sweep: observing many indexing jobs through the team's job list.
+
+``GET /v2/gen-ai/indexing_jobs?page=&per_page=`` returns up to 200 full job objects per request,
+so one request can observe many running jobs. The order of that list is not documented, so a
+:class:`Sweep` detects it from the jobs' ``created_at`` on every page it reads:
+
+* newest first: read from page 1 on, until a page reaches back past the oldest watched job;
+* oldest first: start at the last page (``meta.pages`` / ``links.pages.last``, or where the last
+  sweep saw it) and read backwards, until a page starts before the oldest watched job;
+* no order (or an order a page contradicts): read every page only while that is cheaper than one
+  GET per job not seen yet, else stop.
+
+Every watched job a sweep did not see (deleted, moved, a list in no order, a sweep that stopped
+because reading on cost more than it saved) is read by its own GET. A full page is about a
+hundred times the bytes of one job, so with few jobs watched reading each one stays cheaper
+(:func:`worth_sweeping`), and pages are sized to what is watched (:func:`page_size`).
+
+Nothing here does I/O: :mod:`airflow_provider_gradient.hooks._watcher` moves the bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from airflow_provider_gradient._api import MAX_PER_PAGE, last_page_number
+from airflow_provider_gradient.models import IndexingJob, IndexingJobPage
+
+__all__ = [
+    "GETS_PER_PAGE",
+    "MAX_PAGES",
+    "MIN_PER_PAGE",
+    "MIN_SWEEP_GAP",
+    "MIN_WATCHED",
+    "SWEEP_SHARE",
+    "ListOrder",
+    "Memory",
+    "Sweep",
+    "expected_batch",
+    "order_of",
+    "page_size",
+    "pause_after_failures",
+    "sweep_gap",
+    "worth_sweeping",
+]
+
+#: Fewer jobs than this waiting for a read are read one GET each: a sweep would not save a request.
+MIN_WATCHED = 3
+#: A sweep reads another page only while the jobs it has not seen yet number at least this many
+#: per page read in a row without finding one (each page must be able to replace two GETs).
+GETS_PER_PAGE = 2
+#: The smallest page a sweep asks for (a handful of jobs cost about what one page's envelope does).
+MIN_PER_PAGE = 10
+#: The most pages one sweep reads, whatever the list looks like.
+MAX_PAGES = 50
+#: The shortest time (seconds) between the starts of two sweeps: the reads that arrive meanwhile
+#: are served together by the next one.
+MIN_SWEEP_GAP = 1.0
+#: Seconds sweeps pause after one failed (the per-job GETs serve meanwhile); doubled for each
+#: further failure in a row, up to :data:`MAX_FAILURE_PAUSE`.
+FAILURE_PAUSE = 30.0
+MAX_FAILURE_PAUSE = 600.0
+#: The share of the token's minute limit sweeps may take at most (the rest is the tasks' own calls,
+#: the per-job reads and the token's other users).
+SWEEP_SHARE = 0.5
+
+
+class ListOrder(str, enum.Enum):
+    """The order of the job list, as detected from ``created_at``."""
+
+    NEWEST = "newest"
+    OLDEST = "oldest"
+    NONE = "none"
+    UNKNOWN = "unknown"
+
+
+def order_of(times: Sequence[datetime | None]) -> ListOrder:
+    """
+    The order of one page's ``created_at`` values: ``UNKNOWN`` when fewer than two distinct times
+    say anything, ``NONE`` when they go both ways (missing times are skipped).
+    """
+    known = [time for time in times if time is not None]
+    if len(set(known)) < 2:
+        return ListOrder.UNKNOWN
+    pairs = list(itertools.pairwise(known))
+    if all(a >= b for a, b in pairs):
+        return ListOrder.NEWEST
+    if all(a <= b for a, b in pairs):
+        return ListOrder.OLDEST
+    return ListOrder.NONE
+
+
+def worth_sweeping(waiting: float) -> bool:
+    """Whether a sweep may save requests over one GET per job, with ``waiting`` jobs to read."""
+    return waiting >= MIN_WATCHED
+
+
+def expected_batch(watched: int, poll_gap: float | None, gap: float) -> float:
+    """
+    How many reads one sweep can expect to serve: the watched jobs' reads are spread over their
+    poll interval, so a sweep every ``gap`` seconds gathers ``gap / poll_gap`` of them (all, when
+    the interval is not known yet). Below :data:`MIN_WATCHED` the reads go straight to their GETs
+    instead of waiting for a sweep that would not pay.
+    """
+    if poll_gap is None or poll_gap <= 0:
+        return float(watched)
+    return watched * min(1.0, gap / poll_gap)
+
+
+def page_size(targets: int, depth: int | None, order: ListOrder) -> int:
+    """
+    ``per_page`` for a sweep: room for the jobs to read and the unwatched jobs listed between them
+    (``depth``: how far down the list the last sweep found its oldest job), with a quarter to
+    spare; the largest page when the list has no order (every page may hold any job).
+    """
+    if order is ListOrder.NONE:
+        return MAX_PER_PAGE
+    need = max(targets, depth or 0)
+    return min(MAX_PER_PAGE, max(MIN_PER_PAGE, math.ceil(need * 1.25)))
+
+
+def sweep_gap(poll_gap: float | None, pages: int, per_minute: int) -> float:
+    """
+    Seconds between the starts of two sweeps: a quarter of how often the waits read their jobs
+    (so a read waits little for the sweep that serves it), at least :data:`MIN_SWEEP_GAP`, and long
+    enough that sweeps of ``pages`` pages stay within :data:`SWEEP_SHARE` of the minute limit.
+    """
+    gap = MIN_SWEEP_GAP
+    if poll_gap is not None and poll_gap > 0:
+        gap = max(gap, poll_gap / 4)
+    return max(gap, pages * 60.0 / (max(1, per_minute) * SWEEP_SHARE))
+
+
+def pause_after_failures(failures: int, rate_limited: bool = False) -> float:
+    """
+    Seconds to read jobs by GET only after ``failures`` sweeps failed in a row: a list that keeps
+    failing (a missing scope, a proxy that refuses it) must not cost a request per sweep forever.
+    A rate-limited sweep pauses nothing: the budget already slows every request down, and a sweep
+    is the cheaper way through it.
+    """
+    if failures <= 0 or rate_limited:
+        return 0.0
+    return min(MAX_FAILURE_PAUSE, FAILURE_PAUSE * 2.0 ** (failures - 1))
+
+
+@dataclass(frozen=True)
+class Memory:
+    """
+    What one sweep leaves for the next: the order it saw, the list's length, and ``depth``: how
+    many jobs from the newest end of the list down to the oldest job it found.
+    """
+
+    order: ListOrder = ListOrder.UNKNOWN
+    total: int | None = None
+    depth: int | None = None
+
+
+class Sweep:
+    """
+    One sweep of the job list, as a state machine: ask :meth:`next_page` which page to read, hand
+    the answer to :meth:`feed`, until :meth:`next_page` says ``None``. Then :attr:`found` holds
+    the latest state of every target it saw and :attr:`unseen` the targets to read by GET.
+
+    :param targets: The jobs to observe: uuid -> ``created_at``.
+    :param memory: What the previous sweep learnt (order, list length, depth).
+    :param watched: How many jobs are watched in all (the page is sized for them too: they lie
+        between the targets in the list).
+    """
+
+    def __init__(self, targets: Mapping[str, datetime], memory: Memory, watched: int = 0) -> None:
+        if not targets:
+            raise ValueError("a sweep needs at least one job to observe")
+        self.targets = dict(targets)
+        self.unseen = set(targets)
+        self.found: dict[str, IndexingJob] = {}
+        self.oldest = min(targets.values())
+        self.order = memory.order
+        self.per_page = page_size(max(len(targets), watched), memory.depth, memory.order)
+        #: page number -> the ``created_at`` of its jobs, in list order
+        self.read: dict[int, list[datetime | None]] = {}
+        self.pages: int | None = None  # the last page's number, once an answer said it
+        self.total = memory.total
+        self._positions: list[int] = []  # list positions (0-based) of the targets found
+        self._dry = 0  # pages read in a row without finding a target
+        self._first = True
+        start = 1
+        if self.order is ListOrder.OLDEST and memory.total:
+            start = max(1, math.ceil(memory.total / self.per_page))
+        self._next: int | None = start
+
+    def next_page(self) -> int | None:
+        """The page to read next, or ``None`` when the sweep is done."""
+        return self._next
+
+    def feed(self, number: int, page: IndexingJobPage) -> None:
+        """Take the answer for page ``number`` and decide what to read next."""
+        hits = 0
+        for index, job in enumerate(page.jobs):
+            if job.uuid in self.unseen:
+                self.unseen.discard(job.uuid)
+                self.found[job.uuid] = job
+                self._positions.append((number - 1) * self.per_page + index)
+                hits += 1
+        self._dry = 0 if hits else self._dry + 1
+        last = last_page_number(page)
+        if last is not None:
+            self.pages = last
+        if page.meta is not None and page.meta.total is not None:
+            self.total = int(page.meta.total)
+        times = [job.created_at for job in page.jobs]
+        self.read[number] = times
+        self._learn_order(number, times)
+        self._first = False
+        self._next = self._decide(number, times)
+
+    def memory(self) -> Memory:
+        """What the next sweep should start from."""
+        depth: int | None = None
+        if self._positions and self.order is ListOrder.NEWEST:
+            depth = max(self._positions) + 1
+        elif self._positions and self.order is ListOrder.OLDEST and self.total is not None:
+            depth = max(1, self.total - min(self._positions))
+        return Memory(self.order, self.total, depth)
+
+    # ----------------------------------------------------------------------------------------
+
+    def _learn_order(self, number: int, times: list[datetime | None]) -> None:
+        seen = order_of(times)
+        if self._first and self.order is ListOrder.NONE:
+            # A list once seen in no order is looked at again: one odd page must not make every
+            # later sweep give up.
+            self.order = seen
+            return
+        if self.order is ListOrder.UNKNOWN:
+            # Jobs created in the same second say nothing: read on until a page says something.
+            self.order = seen
+            return
+        ordered = self.order in (ListOrder.NEWEST, ListOrder.OLDEST)
+        if ordered and (seen not in (self.order, ListOrder.UNKNOWN) or not self._fits_neighbours(number, times)):
+            self.order = ListOrder.NONE
+
+    def _fits_neighbours(self, number: int, times: list[datetime | None]) -> bool:
+        """Whether this page continues the pages read next to it in the assumed order."""
+        mine = [time for time in times if time is not None]
+        if not mine:
+            return True
+        newest_first = self.order is ListOrder.NEWEST
+        before = [time for time in self.read.get(number - 1, []) if time is not None]
+        after = [time for time in self.read.get(number + 1, []) if time is not None]
+        if newest_first:
+            return (not before or min(before) >= max(mine)) and (not after or min(mine) >= max(after))
+        return (not before or max(before) <= min(mine)) and (not after or max(mine) <= min(after))
+
+    def _worth_another_page(self) -> bool:
+        return len(self.unseen) >= GETS_PER_PAGE * (self._dry + 1)
+
+    def _decide(self, number: int, times: list[datetime | None]) -> int | None:
+        if not self.unseen or len(self.read) >= MAX_PAGES:
+            return None
+        if self.order is ListOrder.NEWEST:
+            return self._newest_next(number, times)
+        if self.order is ListOrder.OLDEST:
+            return self._oldest_next(number, times)
+        if self.order is ListOrder.UNKNOWN:
+            if not times or (self.pages is not None and number >= self.pages):
+                return None
+            return number + 1 if self._worth_another_page() else None
+        return self._unordered_next(number, times)
+
+    def _newest_next(self, number: int, times: list[datetime | None]) -> int | None:
+        known = [time for time in times if time is not None]
+        if not times or (self.pages is not None and number >= self.pages):
+            return None  # the end of the list
+        if known and min(known) < self.oldest:
+            return None  # this page already reaches back past every target
+        return number + 1 if self._worth_another_page() else None
+
+    def _oldest_next(self, number: int, times: list[datetime | None]) -> int | None:
+        # Read down from the last page (the newest jobs) in one run of pages; the run may
+        # already hold the page a sweep started at (where the last sweep saw the end).
+        top = self.pages if self.pages is not None else max(self.read)
+        if top not in self.read:
+            return top
+        bottom = top
+        while bottom - 1 in self.read:
+            bottom -= 1
+        first = [time for time in self.read[bottom] if time is not None]
+        if bottom <= 1 or (first and min(first) < self.oldest):
+            return None  # back at the start, or the pages below hold only older jobs
+        return bottom - 1 if self._worth_another_page() else None
+
+    def _unordered_next(self, number: int, times: list[datetime | None]) -> int | None:
+        if self.pages is None:
+            return number + 1 if times and len(self.unseen) >= GETS_PER_PAGE else None
+        left = [page for page in range(1, self.pages + 1) if page not in self.read]
+        if not left or len(left) * GETS_PER_PAGE > len(self.unseen):
+            return None  # every page would have to be read: GETs are cheaper
+        return left[0]

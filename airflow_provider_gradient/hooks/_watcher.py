@@ -1,0 +1,250 @@
+"""
+One job watcher per event loop and token: many waits' reads of their jobs served by sweeps of the
+team's job list (the decisions are in :mod:`airflow_provider_gradient._sweep`).
+
+A wait reads its job through :meth:`GradientHook.aobserve_indexing_job
+<airflow_provider_gradient.hooks.gradient.GradientHook.aobserve_indexing_job>`. The watcher of its
+loop and token registers the job (the first read of a job is its own GET, which tells the job's
+``created_at``); later reads queue for the next sweep, which starts at most
+:func:`~airflow_provider_gradient._sweep.sweep_gap` after the previous one, so every read that
+arrives meanwhile is served by the same pages. A read the sweep could not serve (the job was not
+seen, too few jobs are watched for a sweep to pay, the sweep failed, sweeps pause after failures)
+is answered with ``None``, and the hook reads that job by its own GET: a watcher never fails a
+wait.
+
+The watcher lives in memory only: it stops when no read has queued for :data:`IDLE` seconds or
+its loop ends, and the next read builds a new one. A restarted or handed-over trigger therefore
+needs nothing from it. Its list requests go through the token's request budget as background
+traffic, like the polls they replace, and are not retried: a failed sweep is replaced by the
+per-job GETs at once, and sweeps pause for a while
+(:func:`~airflow_provider_gradient._sweep.pause_after_failures`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import statistics
+import time
+import weakref
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_gradient import _api, _sweep
+from airflow_provider_gradient._settings import ClientSettings
+from airflow_provider_gradient.exceptions import GradientRateLimitError
+from airflow_provider_gradient.models import IndexingJob
+
+if TYPE_CHECKING:
+    from airflow_provider_gradient.hooks.gradient import GradientHook
+
+__all__ = ["IDLE", "WATCHERS", "JobWatcher", "watcher_for"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds without any read after which a watcher stops (the next read builds a new one).
+IDLE = 600.0
+#: A watched job not read for this long (or four of its read intervals, if longer) is forgotten.
+FORGET_AFTER = 120.0
+
+#: One watcher per event loop and (API base URL, token); the key never contains the token itself.
+#: Keyed by the loop object, weakly, like the request budgets.
+WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], JobWatcher]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def watcher_for(settings: ClientSettings, make_hook: Callable[[], GradientHook]) -> JobWatcher:
+    """
+    The watcher of the running loop for the settings' token and API, built on first use.
+
+    :param settings: The connection settings of the hook asking.
+    :param make_hook: Builds the hook the watcher sends its list requests with (called once).
+    """
+    loop = asyncio.get_running_loop()
+    watchers = WATCHERS.setdefault(loop, {})
+    key = (settings.base_url, settings.token_key)
+    watcher = watchers.get(key)
+    if watcher is None or watcher.closed:
+        watcher = watchers[key] = JobWatcher(make_hook(), settings.requests_per_minute, key)
+    return watcher
+
+
+class JobWatcher:
+    """
+    Serves reads of many jobs with sweeps of the job list; see the module docstring.
+
+    :param hook: The hook its list requests go through (its session share is released on stop).
+    :param per_minute: The token's minute limit (sweeps take at most a share of it).
+    :param key: Its key in :data:`WATCHERS`.
+    """
+
+    def __init__(self, hook: GradientHook, per_minute: int, key: tuple[str, str]) -> None:
+        self._hook = hook
+        self._per_minute = per_minute
+        self._key = key
+        self._created: dict[str, datetime] = {}  # watched jobs (not ended) -> created_at
+        self._last_read: dict[str, float] = {}  # uuid -> monotonic time of its last read
+        self._gap: dict[str, float] = {}  # uuid -> its reads' interval (smoothed)
+        self._pending: dict[str, list[asyncio.Future[IndexingJob | None]]] = {}
+        self._serving: dict[str, list[asyncio.Future[IndexingJob | None]]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._memory = _sweep.Memory()
+        self._last_start = -math.inf
+        self._last_pages = 0
+        self._failed_in_row = 0
+        self._last_forget = time.monotonic()
+        self._share = 1.0  # the share of the watched jobs' reads one sweep gathers (expected)
+        self._paused_until = -math.inf  # monotonic: sweeps pause after failures
+        self.closed = False
+        #: Counters for benchmarks and tests: sweeps made, pages read, reads served, sweeps failed.
+        self.sweeps = 0
+        self.pages = 0
+        self.served = 0
+        self.failures = 0
+
+    def __repr__(self) -> str:
+        return f"<JobWatcher watching {len(self._created)} jobs, {self.sweeps} sweeps>"
+
+    @property
+    def watched(self) -> int:
+        """How many jobs it watches now."""
+        return len(self._created)
+
+    @property
+    def remembered(self) -> int:
+        """How many jobs it remembers reads of (watched or not)."""
+        return len(self._last_read)
+
+    def learn(self, job: IndexingJob) -> None:
+        """Note a job read by its own GET: watch it while it runs, forget it once it has ended."""
+        if not job.uuid:
+            return
+        if job.is_terminal or job.created_at is None:
+            self._created.pop(job.uuid, None)  # an ended job is read no more (a reader GETs it again)
+        else:
+            self._created[job.uuid] = job.created_at
+
+    async def observe(self, uuid: str) -> IndexingJob | None:
+        """
+        The job's state from the next sweep that starts after this call, or ``None`` when the
+        caller must read it by its own GET (unknown job, too few watched, not seen, sweep failed).
+        """
+        now = time.monotonic()
+        last = self._last_read.get(uuid)
+        if last is not None:
+            gap = now - last
+            self._gap[uuid] = gap if uuid not in self._gap else (self._gap[uuid] + gap) / 2
+        self._last_read[uuid] = now
+        if now - self._last_forget > FORGET_AFTER:
+            self._forget_idle(now)  # also when no sweep runs (few waits): a triggerer lives long
+        if (
+            self.closed
+            or now < self._paused_until
+            or uuid not in self._created
+            or not _sweep.worth_sweeping(len(self._created) * self._share)
+        ):
+            return None
+        future: asyncio.Future[IndexingJob | None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(uuid, []).append(future)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="gradient-job-watcher")
+        self._wake.set()
+        return await future
+
+    # ----------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                if not self._pending:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), IDLE)
+                    except asyncio.TimeoutError:
+                        if not self._pending:
+                            return
+                    continue
+                gap = self._gap_now()
+                delay = self._last_start + gap - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # reads arriving meanwhile join this sweep
+                self._serving, self._pending = self._pending, {}
+                self._last_start = time.monotonic()
+                await self._serve(self._serving)
+                self._serving = {}
+        finally:
+            self.closed = True
+            watchers = WATCHERS.get(asyncio.get_running_loop(), {})
+            if watchers.get(self._key) is self:
+                del watchers[self._key]
+            for futures in (*self._serving.values(), *self._pending.values()):
+                _answer(futures, None)  # the readers GET their jobs themselves
+            await self._hook.aclose()
+
+    async def _serve(self, batch: dict[str, list[asyncio.Future[IndexingJob | None]]]) -> None:
+        self._forget_idle(time.monotonic())
+        targets = {uuid: self._created[uuid] for uuid in batch if uuid in self._created}
+        found: dict[str, IndexingJob] = {}
+        if _sweep.worth_sweeping(len(targets)):
+            try:
+                found = await self._sweep(targets)
+                self._failed_in_row = 0
+            except Exception as err:  # never fail a wait: its reader GETs its job instead
+                self.failures += 1
+                self._failed_in_row += 1
+                pause = _sweep.pause_after_failures(self._failed_in_row, isinstance(err, GradientRateLimitError))
+                self._paused_until = time.monotonic() + pause
+                log.warning(
+                    "Sweeping the job list failed (%s); reading the %d jobs one by one%s.",
+                    err,
+                    len(batch),
+                    f", and every job for {pause:.0f}s" if pause else "",
+                )
+        for uuid, futures in batch.items():
+            job = found.get(uuid)
+            if job is not None:
+                self.learn(job)
+                self.served += len(futures)
+            _answer(futures, job)
+
+    async def _sweep(self, targets: dict[str, datetime]) -> dict[str, IndexingJob]:
+        sweep = _sweep.Sweep(targets, self._memory, len(self._created))
+        while (number := sweep.next_page()) is not None:
+            page = await self._hook.arun(_api.list_indexing_jobs(number, sweep.per_page), retry=False)
+            self.pages += 1
+            sweep.feed(number, page)
+        self.sweeps += 1
+        self._memory = sweep.memory()
+        self._last_pages = len(sweep.read)
+        return sweep.found
+
+    def _gap_now(self) -> float:
+        """The time between sweeps now; also updates the share of reads a sweep can expect."""
+        poll_gap = self._poll_gap()
+        gap = _sweep.sweep_gap(poll_gap, self._last_pages, self._per_minute)
+        self._share = _sweep.expected_batch(1, poll_gap, gap)
+        return gap
+
+    def _poll_gap(self) -> float | None:
+        """How often the waits read their jobs (the median of the jobs' read intervals)."""
+        gaps = [self._gap[uuid] for uuid in self._created if uuid in self._gap]
+        return statistics.median(gaps) if gaps else None
+
+    def _forget_idle(self, now: float) -> None:
+        self._last_forget = now
+        for uuid, last in list(self._last_read.items()):
+            if now - last > max(FORGET_AFTER, 4 * self._gap.get(uuid, 0.0)):
+                del self._last_read[uuid]
+                self._gap.pop(uuid, None)
+                self._created.pop(uuid, None)
+        self._gap_now()
+
+
+def _answer(futures: list[asyncio.Future[Any]], job: IndexingJob | None) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(job)

@@ -1,0 +1,278 @@
+"""
+The job watcher against the real emulator over real sockets: many waits on one loop and token read
+their jobs with ``aobserve_indexing_job``; sweeps of the job list serve them, in whatever order the
+list comes, with thousands of older jobs in the account. Outcomes are checked against the
+emulator's own state and the cost against its request log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from airflow_provider_gradient import _sweep
+from airflow_provider_gradient.exceptions import GradientConfigError, GradientNotFoundError
+from airflow_provider_gradient.hooks import _watcher
+from airflow_provider_gradient.hooks.gradient import GradientHook
+from airflow_provider_gradient.models import IndexingJob
+from airflow_provider_gradient.testing.emulator import GradientEmulator
+
+ORDERS = ["newest", "oldest", "none"]
+HISTORY = 3000
+OUTCOMES = ["COMPLETED", "FAILED", "PARTIAL", "NO_CHANGES"]
+LIST = "genai_list_indexing_jobs"
+GET = "genai_get_indexing_job"
+
+
+@pytest.fixture
+def emu(gradient_emulator: GradientEmulator, monkeypatch: pytest.MonkeyPatch) -> GradientEmulator:
+    """The emulator without rate limits, a connection that does not pace itself, and history."""
+    gradient_emulator.set_rate_limits(None, None)
+    conn = json.loads(gradient_emulator.airflow_conn_json())
+    conn["extra"] = {"requests_per_minute": 1_000_000, "requests_per_hour": 100_000_000}
+    monkeypatch.setenv("AIRFLOW_CONN_GRADIENT_DEFAULT", json.dumps(conn))
+    history = gradient_emulator.create_knowledge_base("history")
+    gradient_emulator.add_finished_jobs(history.uuid, HISTORY)
+    return gradient_emulator
+
+
+def _start_jobs(emu: GradientEmulator, count: int) -> dict[str, str]:
+    """Start ``count`` jobs (one per knowledge base), ending at different times; uuid -> outcome."""
+    jobs = {}
+    for index in range(count):
+        kb = emu.create_knowledge_base(f"kb{index}", data_sources=1)
+        outcome = OUTCOMES[index % len(OUTCOMES)]
+        emu.script_jobs(kb.uuid, outcome, duration=20.0 + (index % 7) * 10.0, pending=1.0)
+        jobs[emu.start_job_server_side(kb.uuid)] = outcome
+    return jobs
+
+
+async def _wait(hook: GradientHook, uuid: str, reads: Counter[str], pause: float = 0.2) -> IndexingJob:
+    """A wait: read the job until it has ended."""
+    while True:
+        job = await hook.aobserve_indexing_job(uuid)
+        reads[uuid] += 1
+        if job.is_terminal:
+            return job
+        await asyncio.sleep(pause)
+
+
+async def _wait_all(uuids: list[str], reads: Counter[str]) -> list[IndexingJob | BaseException]:
+    hooks = [GradientHook() for _ in uuids]  # one hook per wait, as one per trigger
+    try:
+        waits = (_wait(hook, uuid, reads) for hook, uuid in zip(hooks, uuids, strict=True))
+        return await asyncio.gather(*waits, return_exceptions=True)
+    finally:
+        for hook in hooks:
+            await hook.aclose()
+
+
+def _final(emu: GradientEmulator, uuid: str) -> tuple[str, str]:
+    job = emu.job(uuid)
+    return job["phase"], job["status"]
+
+
+@pytest.mark.parametrize("gradient_list_order", ORDERS)
+def test_many_waits_see_every_end_in_any_list_order(emu: GradientEmulator, gradient_list_order: str) -> None:
+    jobs = _start_jobs(emu, 120)
+    emu.reset_requests()
+    emu.clock.speed = 20.0
+    reads: Counter[str] = Counter()
+    results = asyncio.run(_wait_all(list(jobs), reads))
+
+    for uuid, job in zip(jobs, results, strict=True):
+        assert isinstance(job, IndexingJob), job
+        assert job.uuid == uuid
+        assert (job.phase, job.status) == _final(emu, uuid)
+        assert job.outcome.value != "running"
+    total_reads = sum(reads.values())
+    gets, lists = emu.count("GET", GET), emu.count("GET", LIST)
+    assert emu.count() == gets + lists  # nothing else was read
+    list_queries = [r.query for r in emu.requests if r.operation == LIST]
+    assert all(int(q["per_page"]) <= 200 for q in list_queries)
+    if gradient_list_order == "none":
+        # No order: a sweep reads the whole list (16 pages) only when that costs less than a GET
+        # per job it serves; it never costs more than a GET per read and a look at page 1.
+        assert gets + lists <= total_reads + total_reads // 10
+    else:
+        # One GET per job to learn its created_at, a few stragglers at most; then every request
+        # serves ten reads or more.
+        assert gets <= len(jobs) + len(jobs) // 10
+        assert (gets - len(jobs) + lists) * 10 <= total_reads - len(jobs)
+        # Only as far back as the oldest watched job: never the 3,000 older jobs' pages.
+        pages = {int(q["page"]) for q in list_queries}
+        deepest = len(pages) if gradient_list_order == "newest" else len({p for p in pages if p > 1})
+        assert deepest <= 3
+
+
+@pytest.mark.parametrize("gradient_list_order", ORDERS)
+def test_jobs_deleted_mid_watch_raise_not_found_as_a_get_would(emu: GradientEmulator, gradient_list_order: str) -> None:
+    jobs = _start_jobs(emu, 30)
+    doomed = list(jobs)[::10]
+
+    class Reads(Counter[str]):
+        """Counts reads; ``watched`` is set once every job was read a few times (sweeps serve them)."""
+
+        watched = asyncio.Event()
+
+        def __setitem__(self, key: str, value: int) -> None:
+            super().__setitem__(key, value)
+            if len(self) == len(jobs) and min(self.values()) >= 3:
+                self.watched.set()
+
+    reads = Reads()
+
+    async def scenario() -> list[IndexingJob | BaseException]:
+        waits = asyncio.ensure_future(_wait_all(list(jobs), reads))
+        await reads.watched.wait()
+        for uuid in doomed:
+            emu.delete_job(uuid)
+        emu.clock.speed = 40.0
+        return await waits
+
+    results = asyncio.run(scenario())
+    for uuid, job in zip(jobs, results, strict=True):
+        if uuid in doomed:
+            assert isinstance(job, GradientNotFoundError), job
+        else:
+            assert isinstance(job, IndexingJob), job
+            assert (job.phase, job.status) == _final(emu, uuid)
+    # A deleted job is read by its own GET once a sweep misses it; it is not looked for again.
+    not_found = [r for r in emu.requests if r.operation == GET and r.status == 404]
+    assert len(not_found) == len(doomed)
+
+
+def test_a_failing_list_falls_back_to_each_jobs_own_get(emu: GradientEmulator) -> None:
+    jobs = _start_jobs(emu, 20)
+    emu.reset_requests()
+    emu.faults.add(operation=LIST, kind="status", status=500, times=None)
+    emu.clock.speed = 40.0
+    reads: Counter[str] = Counter()
+    results = asyncio.run(_wait_all(list(jobs), reads))
+    for uuid, job in zip(jobs, results, strict=True):
+        assert isinstance(job, IndexingJob), job
+        assert (job.phase, job.status) == _final(emu, uuid)
+    # One try, not retried; then the sweeps pause (longer than this test) and GETs serve every read.
+    assert emu.count("GET", LIST) == emu.count("GET", LIST, status=500) == 1
+    assert emu.count("GET", GET) == sum(reads.values())  # every read was answered by a GET
+
+
+def test_few_waits_read_each_job_by_get(emu: GradientEmulator) -> None:
+    jobs = _start_jobs(emu, _sweep.MIN_WATCHED - 1)
+    emu.reset_requests()
+    emu.clock.speed = 40.0
+    reads: Counter[str] = Counter()
+    results = asyncio.run(_wait_all(list(jobs), reads))
+    assert all(isinstance(job, IndexingJob) and job.is_terminal for job in results)
+    assert emu.count("GET", LIST) == 0
+    assert emu.count("GET", GET) == sum(reads.values())
+
+
+def test_reads_arriving_while_a_sweep_is_pending_are_served_by_it(emu: GradientEmulator) -> None:
+    jobs = list(_start_jobs(emu, 50))
+
+    async def scenario() -> tuple[list[IndexingJob], int, int]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:  # first reads: one GET each, the watcher learns the jobs
+                await hook.aobserve_indexing_job(uuid)
+            before = emu.count("GET", LIST)
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            sweeps = watcher.sweeps
+            results = await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs * 3))
+            return results, emu.count("GET", LIST) - before, watcher.sweeps - sweeps
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    results, pages, sweeps = asyncio.run(scenario())
+    assert [job.uuid for job in results] == jobs * 3
+    assert emu.count("GET", GET) == len(jobs)  # only the first reads
+    assert sweeps == 1  # 150 reads, one sweep
+    assert pages == 1  # 50 newest jobs in one page sized to them (not the 3,000 older ones)
+    query = next(r.query for r in emu.requests if r.operation == LIST)
+    assert int(query["per_page"]) == _sweep.page_size(len(jobs), None, _sweep.ListOrder.UNKNOWN)
+
+
+def test_bad_input_fails_before_any_request(emu: GradientEmulator) -> None:
+    emu.reset_requests()
+
+    async def scenario() -> None:
+        with pytest.raises(GradientConfigError, match="indexing_job_uuid"):
+            await GradientHook().aobserve_indexing_job("not-a-uuid")
+
+    asyncio.run(scenario())
+    assert emu.count() == 0
+
+
+def test_the_watcher_is_rebuilt_for_each_loop_and_releases_its_session(emu: GradientEmulator) -> None:
+    from airflow_provider_gradient.hooks._transport import SESSION_POOL
+
+    jobs = list(_start_jobs(emu, 5))
+
+    async def scenario() -> Any:
+        hook = GradientHook()
+        for uuid in jobs:
+            await hook.aobserve_indexing_job(uuid)
+        await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+        await hook.aclose()
+        (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+        return watcher
+
+    first = asyncio.run(scenario())
+    second = asyncio.run(scenario())
+    assert first is not second
+    assert first.closed  # stopped with its loop
+    assert second.closed
+    assert first.sweeps == second.sweeps == 1
+    assert SESSION_POOL.open_sessions() == 0
+
+
+def test_a_cancelled_read_does_not_disturb_the_others(emu: GradientEmulator) -> None:
+    jobs = list(_start_jobs(emu, 10))
+
+    async def scenario() -> list[IndexingJob | BaseException]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)
+            reads = [asyncio.ensure_future(hook.aobserve_indexing_job(uuid)) for uuid in jobs]
+            await asyncio.sleep(0)  # every read has queued for the next sweep
+            for read in reads[:3]:
+                read.cancel()
+            return await asyncio.gather(*reads, return_exceptions=True)
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    results = asyncio.run(scenario())
+    assert all(isinstance(result, asyncio.CancelledError) for result in results[:3])
+    assert [job.uuid for job in results[3:] if isinstance(job, IndexingJob)] == jobs[3:]
+    assert emu.count("GET", GET) == len(jobs)  # the first reads only: the sweep served the rest
+    assert emu.count("GET", LIST) == 1
+
+
+def test_jobs_no_longer_read_are_forgotten_also_without_sweeps(
+    emu: GradientEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = _start_jobs(emu, 2)
+
+    async def scenario() -> tuple[int, int]:
+        hook = GradientHook()
+        try:
+            await hook.aobserve_indexing_job(first)
+            await hook.aobserve_indexing_job(second)
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            before = watcher.remembered
+            monkeypatch.setattr(_watcher, "FORGET_AFTER", 0.0)
+            await asyncio.sleep(0.01)
+            await hook.aobserve_indexing_job(second)
+            return before, watcher.remembered
+        finally:
+            await hook.aclose()
+
+    assert asyncio.run(scenario()) == (2, 1)  # the job read again is kept, the other forgotten

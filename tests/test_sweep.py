@@ -1,0 +1,252 @@
+"""The sweep's decisions, without I/O: order detection, pages to read, where to stop, what is left to GET."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_gradient import _sweep
+from airflow_provider_gradient._sweep import ListOrder, Memory, Sweep
+from airflow_provider_gradient.models import IndexingJob, IndexingJobPage
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _uuid(index: int) -> str:
+    return f"00000000-0000-4000-8000-{index:012d}"
+
+
+def _jobs(count: int) -> list[IndexingJob]:
+    """``count`` jobs, oldest first, one second apart."""
+    return [IndexingJob(uuid=_uuid(i), created_at=T0 + timedelta(seconds=i)) for i in range(count)]
+
+
+def _listed(jobs: list[IndexingJob], order: str) -> list[IndexingJob]:
+    if order == "newest":
+        return jobs[::-1]
+    if order == "oldest":
+        return list(jobs)
+    return sorted(jobs, key=lambda job: random.Random(job.uuid).random())
+
+
+def _page(listed: list[IndexingJob], number: int, per_page: int) -> IndexingJobPage:
+    pages = max(1, math.ceil(len(listed) / per_page))
+    chunk = listed[(number - 1) * per_page : number * per_page]
+    return IndexingJobPage(jobs=chunk, meta={"page": number, "pages": pages, "total": len(listed)})
+
+
+def _run(sweep: Sweep, listed: list[IndexingJob]) -> list[int]:
+    """Drive a sweep over a list; return the pages it read, in order."""
+    numbers = []
+    while (number := sweep.next_page()) is not None:
+        numbers.append(number)
+        sweep.feed(number, _page(listed, number, sweep.per_page))
+        assert len(numbers) <= _sweep.MAX_PAGES
+    return numbers
+
+
+def _targets(jobs: list[IndexingJob]) -> dict[str, datetime]:
+    return {job.uuid: job.created_at for job in jobs if job.uuid and job.created_at}
+
+
+@pytest.mark.parametrize(
+    ("times", "order"),
+    [
+        ([3, 2, 2, 1], ListOrder.NEWEST),
+        ([1, 2, 2, 3], ListOrder.OLDEST),
+        ([1, 3, 2], ListOrder.NONE),
+        ([2, 2, 2], ListOrder.UNKNOWN),
+        ([5], ListOrder.UNKNOWN),
+        ([], ListOrder.UNKNOWN),
+        ([3, None, 1], ListOrder.NEWEST),
+    ],
+)
+def test_order_of(times: list[int | None], order: ListOrder) -> None:
+    stamps = [None if t is None else T0 + timedelta(seconds=t) for t in times]
+    assert _sweep.order_of(stamps) is order
+
+
+def test_newest_first_reads_only_as_far_back_as_the_oldest_target() -> None:
+    jobs = _jobs(5000)
+    watched = jobs[-300:]  # the newest 300; 4,700 older jobs below them
+    sweep = Sweep(_targets(watched), Memory())
+    assert sweep.per_page == 200  # 300 jobs to read: the largest page
+    assert _run(sweep, _listed(jobs, "newest")) == [1, 2]
+    assert sweep.unseen == set()
+    assert set(sweep.found) == {job.uuid for job in watched}
+    memory = sweep.memory()
+    assert memory == Memory(ListOrder.NEWEST, 5000, 300)
+
+
+def test_oldest_first_is_detected_then_read_from_the_last_page_backwards() -> None:
+    jobs = _jobs(5000)
+    watched = jobs[-300:]
+    listed = _listed(jobs, "oldest")
+    first = Sweep(_targets(watched), Memory())
+    assert _run(first, listed) == [1, 25, 24]  # page 1 shows the order; 24 and 25 hold the newest 400
+    assert first.unseen == set()
+    memory = first.memory()
+    assert (memory.order, memory.total) == (ListOrder.OLDEST, 5000)
+    # The next sweep starts where the last page was: no page 1.
+    second = Sweep(_targets(watched), memory)
+    assert _run(second, listed) == [25, 24]
+    assert second.unseen == set()
+
+
+def test_oldest_first_with_newer_jobs_since_the_last_sweep_reads_up_to_the_new_end() -> None:
+    jobs = _jobs(5000)
+    watched = jobs[4800:4900]
+    memory = Memory(ListOrder.OLDEST, 4700, 100)  # 300 jobs were created since
+    sweep = Sweep(_targets(watched), memory)
+    assert sweep.per_page == 125
+    # Page 38 was the end; the answer says 40 is now: read down from there until a page starts
+    # before the oldest target (38, already read).
+    assert _run(sweep, _listed(jobs, "oldest")) == [38, 40, 39]
+    assert sweep.unseen == set()
+
+
+def test_oldest_first_started_past_the_end_after_deletions() -> None:
+    jobs = _jobs(1000)
+    watched = jobs[-50:]
+    sweep = Sweep(_targets(watched), Memory(ListOrder.OLDEST, 5000, 50))
+    pages = _run(sweep, _listed(jobs, "oldest"))
+    assert pages[0] == 80  # empty: the list shrank
+    assert pages[1] == 16  # its answer names the real last page
+    assert sweep.unseen == set()
+
+
+def test_a_list_in_no_order_is_read_whole_only_when_that_is_cheaper_than_gets() -> None:
+    jobs = _jobs(1000)
+    listed = _listed(jobs, "none")
+    many = Sweep(_targets(jobs[-400:]), Memory(ListOrder.NONE))
+    assert many.per_page == 200
+    assert _run(many, listed) == [1, 2, 3, 4, 5]
+    assert many.unseen == set()
+    few = Sweep(_targets(jobs[-5:]), Memory(ListOrder.NONE))
+    assert _run(few, listed) == [1]  # four more pages for at most five jobs: GET them
+    assert few.unseen == {job.uuid for job in jobs[-5:]} - set(few.found)
+    assert few.order is ListOrder.NONE
+
+
+def test_a_page_that_contradicts_the_remembered_order_stops_the_sweep_and_is_remembered() -> None:
+    jobs = _jobs(3000)
+    watched = jobs[-20:]
+    sweep = Sweep(_targets(watched), Memory(ListOrder.NEWEST, 3000, 20))
+    assert _run(sweep, _listed(jobs, "oldest")) == [1]
+    assert sweep.order is ListOrder.NONE  # not what was remembered: trust neither
+    assert sweep.unseen == set(_targets(watched))
+    # The next sweep looks at page 1 again and learns the list's order anew.
+    relearn = Sweep(_targets(watched), sweep.memory())
+    assert _run(relearn, _listed(jobs, "oldest")) == [1, 15]  # a list seen in no order: pages of 200
+    assert relearn.order is ListOrder.OLDEST
+    assert relearn.unseen == set()
+    shuffled = _listed(jobs, "none")
+    again = Sweep(_targets(watched), Memory(ListOrder.OLDEST, 3000, 20))
+    pages = _run(again, shuffled)
+    assert again.order is ListOrder.NONE
+    assert len(pages) < 3000 / again.per_page  # it did not read the whole list for 20 jobs
+    assert again.unseen  # left to GET
+
+
+def test_a_deleted_target_is_left_to_get_and_does_not_make_the_sweep_read_on() -> None:
+    jobs = _jobs(5000)
+    watched = jobs[-100:]
+    listed = [job for job in _listed(jobs, "newest") if job.uuid != watched[0].uuid]
+    sweep = Sweep(_targets(watched), Memory(ListOrder.NEWEST, 5000, 100))
+    pages = _run(sweep, listed)
+    assert sweep.unseen == {watched[0].uuid}
+    assert len(pages) == 1  # 125 per page holds all of them; one unseen job is not worth a page
+
+
+def test_an_old_straggler_is_read_by_get_not_by_reading_thousands_of_jobs() -> None:
+    jobs = _jobs(5000)
+    straggler = jobs[10]  # a job started long ago, still watched
+    watched = [*jobs[-30:], straggler]
+    sweep = Sweep(_targets(watched), Memory(ListOrder.NEWEST))
+    pages = _run(sweep, _listed(jobs, "newest"))
+    assert pages == [1]
+    assert sweep.unseen == {straggler.uuid}
+
+
+def test_dry_pages_raise_the_bar_for_reading_on() -> None:
+    jobs = _jobs(2000)
+    # Five targets deep in the list, none near the top.
+    watched = jobs[1000:1005]
+    sweep = Sweep(_targets(watched), Memory(ListOrder.NEWEST))
+    pages = _run(sweep, _listed(jobs, "newest"))
+    assert pages == [1, 2]  # after two dry pages five unseen jobs no longer justify a third
+    assert sweep.unseen == set(_targets(watched))
+
+
+def test_a_single_page_list_in_any_order_is_read_once() -> None:
+    jobs = _jobs(9)
+    for order in ("newest", "oldest", "none"):
+        sweep = Sweep(_targets(jobs[:6]), Memory())
+        assert _run(sweep, _listed(jobs, order)) == [1]
+        assert sweep.unseen == set()
+
+
+def test_page_size_follows_what_is_watched() -> None:
+    assert _sweep.page_size(3, None, ListOrder.NEWEST) == _sweep.MIN_PER_PAGE
+    assert _sweep.page_size(40, None, ListOrder.NEWEST) == 50
+    assert _sweep.page_size(40, 120, ListOrder.OLDEST) == 150
+    assert _sweep.page_size(1000, None, ListOrder.NEWEST) == 200
+    assert _sweep.page_size(3, None, ListOrder.NONE) == 200
+
+
+def test_sweep_gap_follows_the_polls_and_the_budget() -> None:
+    assert _sweep.sweep_gap(None, 0, 250) == _sweep.MIN_SWEEP_GAP
+    assert _sweep.sweep_gap(30.0, 1, 250) == 7.5
+    assert _sweep.sweep_gap(30.0, 50, 250) == 24.0  # 50 pages a sweep: at most half of 250/min
+    assert _sweep.sweep_gap(0.2, 1, 100000) == _sweep.MIN_SWEEP_GAP
+
+
+def test_worth_sweeping() -> None:
+    assert not _sweep.worth_sweeping(_sweep.MIN_WATCHED - 1)
+    assert _sweep.worth_sweeping(_sweep.MIN_WATCHED)
+
+
+def test_a_sweep_needs_targets() -> None:
+    with pytest.raises(ValueError, match="at least one job"):
+        Sweep({}, Memory())
+
+
+def test_jobs_created_in_the_same_second_do_not_make_the_list_look_unordered() -> None:
+    history = _jobs(1000)
+    burst = [IndexingJob(uuid=_uuid(5000 + i), created_at=T0 + timedelta(hours=1)) for i in range(40)]
+    listed = [*burst, *history[::-1]]  # newest first; the burst shares one created_at
+    sweep = Sweep(_targets(burst[::4]), Memory())  # 10 targets spread over the burst
+    assert sweep.per_page == 13
+    pages = _run(sweep, listed)
+    assert sweep.unseen == set()
+    assert pages == [1, 2, 3]  # each page says nothing (one time): read on while it finds targets
+    assert sweep.order is ListOrder.UNKNOWN
+    deeper = Sweep({**_targets(burst[::4]), **_targets(history[-5:])}, Memory())
+    assert _run(deeper, listed) == [1, 2, 3]  # page 3 reaches the history: newest first
+    assert deeper.order is ListOrder.NEWEST
+    assert deeper.unseen == set()
+
+
+def test_the_page_is_sized_for_every_watched_job_not_only_those_waiting_now() -> None:
+    jobs = _jobs(500)
+    sweep = Sweep(_targets(jobs[-3:]), Memory(), watched=120)
+    assert sweep.per_page == 150
+
+
+def test_pause_after_failures_doubles_and_is_capped() -> None:
+    assert _sweep.pause_after_failures(0) == 0.0
+    assert _sweep.pause_after_failures(1) == _sweep.FAILURE_PAUSE
+    assert _sweep.pause_after_failures(2) == 2 * _sweep.FAILURE_PAUSE
+    assert _sweep.pause_after_failures(50) == _sweep.MAX_FAILURE_PAUSE
+    assert _sweep.pause_after_failures(3, rate_limited=True) == 0.0
+
+
+def test_expected_batch_is_the_share_of_reads_a_sweep_gathers() -> None:
+    assert _sweep.expected_batch(10, None, 7.5) == 10.0  # intervals not known yet
+    assert _sweep.expected_batch(10, 30.0, 7.5) == 2.5  # too few for a sweep to pay: GET
+    assert not _sweep.worth_sweeping(_sweep.expected_batch(10, 30.0, 7.5))
+    assert _sweep.worth_sweeping(_sweep.expected_batch(12, 30.0, 7.5))
+    assert _sweep.expected_batch(10, 0.5, 1.0) == 10.0  # reads faster than sweeps: all of them
