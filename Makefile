@@ -54,8 +54,24 @@ type: $(STAMP) ## mypy (strict) on the package
 unit: $(STAMP) ## The test suite only
 	$(BIN)/pytest
 
+.PHONY: bench-check
+bench-check: $(STAMP) ## Fail if docs/performance.md differs from what benchmarks/results/ renders
+	$(BIN)/python benchmarks/report.py --check
+
 .PHONY: test
-test: lint type unit ## Lint, type-check and run every test
+test: lint type bench-check unit ## Lint, type-check, check docs/performance.md and run every test
+
+.PHONY: mutation
+mutation: $(STAMP) ## Mutation run (mutmut) over the decision code, ~20 min; not part of make test (docs/testing.md)
+	$(BIN)/python -m uv pip install -q --python $(BIN)/python "mutmut==3.8.1"
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 $(MUTATION_TARGETS)
+	$(BIN)/mutmut results
+
+#: The decision code: the job outcome, the start reconciliation, the wait events and the request budget.
+MUTATION_TARGETS := "airflow_provider_gradient.models.x_classify*" \
+	"airflow_provider_gradient.hooks.gradient.xǁGradientHookǁfind_started_job*" \
+	"airflow_provider_gradient._outcome.*" "airflow_provider_gradient.hooks._budget.*"
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff fixes and formatting

@@ -441,6 +441,7 @@ def api_error(op: Operation[Any], response: RawResponse) -> GradientAPIError:
         request_id = str(body.get("request_id") or "") or request_id
     if not message:
         message = f"no error message ({_describe_body(response)})"
+    message = redact(message)
     status = response.status
     lowered = message.lower()
     retry_after = retry_after_seconds(response.headers) if status in (429, 503) else None
@@ -503,6 +504,19 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     return None
 
 
+#: What a token looks like in a server's text: a DigitalOcean token, or whatever follows "Bearer".
+_TOKEN_TEXT = re.compile(r"\bdo[a-z]_v1_[A-Za-z0-9_-]+|(?<=bearer )[^\s\"',;]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """
+    ``text`` (a server's error message or body) with anything that looks like a token replaced:
+    a gateway that echoes the request's ``Authorization`` header must not put the token into an
+    exception, and from there into a log.
+    """
+    return _TOKEN_TEXT.sub("[redacted]", text)
+
+
 def _describe_body(response: RawResponse) -> str:
     content_type = response.headers.get("content-type", "unknown content type").split(";")[0]
     if not response.body:
@@ -511,7 +525,7 @@ def _describe_body(response: RawResponse) -> str:
     if "html" in content_type or text.lstrip().startswith("<"):
         title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
         text = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
-    text = " ".join(text.split())
+    text = redact(" ".join(text.split()))
     return f"{content_type}: {text[:160]}"
 
 

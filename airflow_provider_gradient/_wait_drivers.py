@@ -76,13 +76,14 @@ def step(wait: Wait, hook: GradientHook, *, log: Any, clock: Callable[[], float]
 
 
 def cancel(
-    hook: GradientHook, indexing_job_uuid: str, reason: str, *, log: Any, timeout: float = CANCEL_TIMEOUT
+    hook: GradientHook, indexing_job_uuid: str, reason: str, *, log: Any, timeout: float | None = None
 ) -> IndexingJob | None:
     """
-    Cancel a job without ever raising or blocking longer than ``timeout``.
+    Cancel a job without ever raising or blocking longer than ``timeout`` (:data:`CANCEL_TIMEOUT`).
 
     :returns: The job as the cancel answered it, or ``None`` if it could not be cancelled.
     """
+    timeout = CANCEL_TIMEOUT if timeout is None else timeout
     outcome: dict[str, Any] = {}
 
     def send() -> None:
@@ -178,13 +179,14 @@ async def astep(
 
 
 async def acancel(
-    hook: GradientHook, indexing_job_uuid: str, reason: str, *, log: Any, timeout: float = CANCEL_TIMEOUT
+    hook: GradientHook, indexing_job_uuid: str, reason: str, *, log: Any, timeout: float | None = None
 ) -> IndexingJob | None:
     """
-    Cancel a job, best effort and bounded by ``timeout``; never raises.
+    Cancel a job, best effort and bounded by ``timeout`` (:data:`CANCEL_TIMEOUT`); never raises.
 
     :returns: The job as the cancel answered it, or ``None`` if it could not be cancelled.
     """
+    timeout = CANCEL_TIMEOUT if timeout is None else timeout
     try:
         job = await asyncio.wait_for(hook.acancel_indexing_job(indexing_job_uuid), timeout=timeout)
     except Exception as err:  # best effort: log and go on

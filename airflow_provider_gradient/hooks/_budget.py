@@ -49,7 +49,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 __all__ = ["BUDGETS", "SYNC_BUDGETS", "RequestBudget", "budget_for", "sync_budget_for"]
@@ -64,8 +64,9 @@ class RequestBudget:
 
     The methods that decide (:meth:`try_take`, :meth:`observe`) take explicit clock readings
     (``now``: monotonic seconds, ``wall``: epoch seconds), so the algorithm can be driven
-    deterministically; :meth:`acquire` and :meth:`acquire_sync` wrap them with real clocks and
-    sleeps.
+    deterministically; :meth:`acquire` and :meth:`acquire_sync` wrap them with the budget's
+    ``clock`` and ``wall`` and with ``asyncio.sleep`` / ``time.sleep`` (a simulation runs
+    :meth:`acquire` on an event loop whose time is virtual, with that loop's clock).
 
     :param per_minute: The token's per-minute limit.
     :param per_hour: The token's per-hour limit.
@@ -78,6 +79,8 @@ class RequestBudget:
     :param minute_window: Length of the short window in seconds (benchmarks compress time).
     :param hour_window: Length of the long window in seconds.
     :param rng: Random source for the jitter of waits (tests and simulations pass a seeded one).
+    :param clock: Monotonic seconds (default :func:`time.monotonic`).
+    :param wall: Epoch seconds (default :func:`time.time`).
     """
 
     #: The slowest background rate, as a fraction of the top rate: the probe that keeps the
@@ -98,7 +101,11 @@ class RequestBudget:
         minute_window: float = _MINUTE,
         hour_window: float = _HOUR,
         rng: random.Random | None = None,
+        clock: Callable[[], float] | None = None,
+        wall: Callable[[], float] | None = None,
     ) -> None:
+        self.clock = time.monotonic if clock is None else clock
+        self.wall = time.time if wall is None else wall
         self.limit_per_minute = per_minute  # as declared, before the headroom
         self.per_minute = max(1, int(per_minute * headroom))
         self.per_hour = max(1, int(per_hour * headroom))
@@ -140,7 +147,7 @@ class RequestBudget:
 
     def rate(self, now: float, wall: float | None = None) -> float:
         """Requests per second background callers may send now."""
-        return self._pacing(now, time.time() if wall is None else wall, self.remaining(now))[0]
+        return self._pacing(now, self.wall() if wall is None else wall, self.remaining(now))[0]
 
     def try_take(self, now: float, wall: float, *, foreground: bool = False) -> float:
         """
@@ -212,8 +219,8 @@ class RequestBudget:
         self, headers: Mapping[str, str], status: int = 200, now: float | None = None, wall: float | None = None
     ) -> None:
         """Learn from a response: its ``ratelimit-*`` headers and, for a 429, its ``retry-after``."""
-        now = time.monotonic() if now is None else now
-        wall = time.time() if wall is None else wall
+        now = self.clock() if now is None else now
+        wall = self.wall() if wall is None else wall
         self._expire(now)
         remaining = _number(headers.get("ratelimit-remaining"))
         reset = _number(headers.get("ratelimit-reset"))
@@ -305,8 +312,8 @@ class RequestBudget:
         waited = 0.0
         while True:
             with self._lock:
-                now = time.monotonic()
-                delay = self.try_take(now, time.time(), foreground=foreground)
+                now = self.clock()
+                delay = self.try_take(now, self.wall(), foreground=foreground)
                 if delay <= 0:
                     return  # the slot is taken
                 if delay > max_wait - waited:
@@ -317,7 +324,7 @@ class RequestBudget:
             yield delay
 
     def observe_now(self, headers: Mapping[str, str], status: int = 200) -> None:
-        """:meth:`observe` with the real clock, safe from any thread."""
+        """:meth:`observe` with the budget's clocks, safe from any thread."""
         with self._lock:
             self.observe(headers, status)
 

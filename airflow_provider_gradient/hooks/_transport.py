@@ -7,12 +7,18 @@ Everything else (building requests, parsing, errors, retries) lives in :mod:`._a
 
 The async side keeps one :class:`aiohttp.ClientSession` per event loop and connection settings,
 shared by every caller on that loop and closed when the last one releases it.
+
+Both honour the proxy environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``) the way
+``requests`` does: a worker's start and a triggerer's wait go the same way. The connection's
+``proxy`` extra, when set, wins over the environment on both. Neither library skips the proxy for
+``localhost`` or ``127.0.0.1`` by itself: list them in ``NO_PROXY`` to reach a local API directly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import platform
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +33,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_gradient._settings import ClientSettings
 
-__all__ = ["SESSION_POOL", "AsyncSessionPool", "async_send", "default_headers", "sync_send"]
+__all__ = ["SESSION_POOL", "AsyncSessionPool", "async_send", "default_headers", "proxy_for", "sync_send"]
 
 USER_AGENT = f"airflow-provider-gradient/{__version__} (python/{platform.python_version()})"
 
@@ -71,6 +77,8 @@ def sync_send(session: requests.Session, settings: ClientSettings, op: Operation
             _url(settings, op),
             params=dict(op.params) if op.params else None,
             json=dict(op.body) if op.body is not None else None,
+            # Per request too: requests lets the environment's proxy override the session's.
+            proxies={"http": settings.proxy, "https": settings.proxy} if settings.proxy else None,
             timeout=(settings.connect_timeout, settings.read_timeout),
             allow_redirects=False,
         )
@@ -125,17 +133,43 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------
 
 
+def proxy_for(settings: ClientSettings) -> str | None:
+    """
+    The proxy a request to ``settings.base_url`` goes through: the connection's ``proxy`` extra,
+    else what the environment says for that URL, read the way ``requests`` reads it for the sync
+    transport (``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY``, less ``NO_PROXY``).
+    """
+    if settings.proxy:
+        return settings.proxy
+    from requests.utils import get_environ_proxies, select_proxy
+
+    url = settings.base_url
+    proxy: str | None = select_proxy(url, get_environ_proxies(url))
+    return proxy
+
+
+#: The proxy of each pooled session, read from the environment once, when the session is made
+#: (reading it costs more than the rest of a poll's own work).
+_PROXIES: weakref.WeakKeyDictionary[aiohttp.ClientSession, str | None] = weakref.WeakKeyDictionary()
+
+
 async def async_send(session: aiohttp.ClientSession, settings: ClientSettings, op: Operation[Any]) -> RawResponse:
-    """Send one request with ``aiohttp``; map failures to :class:`GradientTransportError`."""
+    """
+    Send one request with ``aiohttp``; map failures to :class:`GradientTransportError`. The
+    request goes through :func:`proxy_for`'s proxy (aiohttp's own ``trust_env`` is not used: it
+    reads the environment and ``.netrc`` on a worker thread for every request, and a ``.netrc``
+    entry would replace the token).
+    """
     import aiohttp
 
+    proxy = _PROXIES[session] if session in _PROXIES else proxy_for(settings)
     try:
         async with session.request(
             op.method,
             _url(settings, op),
             params=dict(op.params) if op.params else None,
             json=dict(op.body) if op.body is not None else None,
-            proxy=settings.proxy,
+            proxy=proxy,
             allow_redirects=False,
         ) as response:
             body = await response.read()
@@ -173,17 +207,22 @@ class AsyncSessionPool:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[Any, ...], _Entry] = {}
+        # Keyed by the loop object (weakly), not ``id(loop)``: two loops never share a session,
+        # whatever ids they get, and a loop whose sessions were all released is forgotten with it.
+        self._entries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], _Entry]] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def _key(self, settings: ClientSettings) -> tuple[Any, ...]:
-        return (id(asyncio.get_running_loop()), *settings.pool_key)
+    def _loop_entries(self) -> dict[tuple[Any, ...], _Entry]:
+        return self._entries.setdefault(asyncio.get_running_loop(), {})
 
     def acquire(self, settings: ClientSettings) -> aiohttp.ClientSession:
         """Return the shared session for ``settings`` on the running loop, creating it if needed."""
         import aiohttp
 
-        key = self._key(settings)
-        entry = self._entries.get(key)
+        entries = self._loop_entries()
+        key = settings.pool_key
+        entry = entries.get(key)
         if entry is None or entry.session.closed:
             session = aiohttp.ClientSession(
                 headers=default_headers(settings),
@@ -193,24 +232,26 @@ class AsyncSessionPool:
                 connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300, enable_cleanup_closed=True),
                 raise_for_status=False,
             )
-            entry = self._entries[key] = _Entry(session, 0)
+            _PROXIES[session] = proxy_for(settings)
+            entry = entries[key] = _Entry(session, 0)
         entry.users += 1
         return entry.session
 
     async def release(self, settings: ClientSettings) -> None:
         """Give back a session obtained with :meth:`acquire`; close it when nobody uses it."""
-        key = self._key(settings)
-        entry = self._entries.get(key)
+        entries = self._loop_entries()
+        key = settings.pool_key
+        entry = entries.get(key)
         if entry is None:
             return
         entry.users -= 1
         if entry.users <= 0:
-            del self._entries[key]
+            del entries[key]
             await entry.session.close()
 
     def open_sessions(self) -> int:
         """How many sessions are open (for tests and benchmarks)."""
-        return sum(1 for entry in self._entries.values() if not entry.session.closed)
+        return sum(1 for entries in self._entries.values() for entry in entries.values() if not entry.session.closed)
 
 
 #: The process-wide pool used by :class:`~airflow_provider_gradient.hooks.gradient.GradientHook`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,7 +13,7 @@ import tenacity
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
 from airflow_provider_gradient import _api
-from airflow_provider_gradient._settings import ClientSettings
+from airflow_provider_gradient._settings import ClientSettings, RetryPolicy
 from airflow_provider_gradient.exceptions import (
     GradientAmbiguousStartError,
     GradientAPIError,
@@ -25,7 +25,7 @@ from airflow_provider_gradient.exceptions import (
     GradientTransportError,
 )
 from airflow_provider_gradient.hooks import _transport
-from airflow_provider_gradient.hooks._budget import budget_for, sync_budget_for
+from airflow_provider_gradient.hooks._budget import RequestBudget, budget_for, sync_budget_for
 from airflow_provider_gradient.models import (
     IndexedDataSource,
     IndexingJob,
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import aiohttp
     import requests
 
-__all__ = ["GradientHook"]
+__all__ = ["GradientHook", "paced_call"]
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -59,6 +59,56 @@ SETTINGS_TTL = 5.0
 _LOOP_SETTINGS: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[tuple[type, str], tuple[float, asyncio.Future[ClientSettings]]]
 ] = weakref.WeakKeyDictionary()
+
+
+async def paced_call(
+    op: _api.Operation[T],
+    budget: RequestBudget,
+    policy: RetryPolicy,
+    send: Callable[[], Awaitable[_api.RawResponse]],
+    *,
+    foreground: bool,
+    logger: Any = None,
+    retry: bool = True,
+) -> T:
+    """
+    One async call: a turn from the token's budget, the request, the budget told of the answer,
+    and the retry policy around it. :meth:`GradientHook.arun` sends through its transport; the
+    multi-process simulation of the budget (``tests/hooks/budget_simulation.py``) sends to the
+    emulator's rate limiter on a virtual-time event loop, through this same code.
+
+    :param op: The operation (its parser and retry rules).
+    :param budget: The token's budget on this event loop; its ``clock`` measures the retry budget.
+    :param policy: The connection's retry policy.
+    :param send: Sends the request once and returns the raw answer.
+    :param foreground: The caller's priority (see :mod:`._budget`).
+    :param logger: Where retries are logged.
+    :param retry: Retry per the policy; ``False`` raises the first failure.
+    """
+    started = budget.clock()
+
+    async def attempt() -> T:
+        await budget.acquire(foreground=foreground, max_wait=policy.budget - (budget.clock() - started))
+        raw = await send()
+        budget.observe_now(raw.headers, raw.status)
+        return _api.parse_response(op, raw)
+
+    # The first attempt goes without the retry machinery (a trigger's polls nearly always
+    # succeed at once, and entering tenacity is the dearest step of a poll); a failure worth
+    # retrying is then handed to tenacity as its first attempt, so the policy is the same.
+    try:
+        return await attempt()
+    except Exception as error:
+        if not retry or not _api.is_retryable(op, error):
+            raise
+        first: Exception | None = error
+    async for again in tenacity.AsyncRetrying(**_api.retry_kwargs(op, policy, logger)):
+        with again:
+            if first is not None:
+                made, first = first, None
+                raise made
+            return await attempt()
+    raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
 
 def _has_port(url: str) -> bool:
@@ -261,31 +311,15 @@ class GradientHook(BaseHook):
         session = self._async_session
         budget = budget_for(settings.token_key, settings.requests_per_minute, settings.requests_per_hour)
         # Polls make way for a task's own calls (start, cancel) when the token runs low.
-        foreground = op.method != "GET"
-        started = time.monotonic()
-
-        async def send() -> T:
-            await budget.acquire(foreground=foreground, max_wait=settings.retry.budget - (time.monotonic() - started))
-            raw = await _transport.async_send(session, settings, op)
-            budget.observe_now(raw.headers, raw.status)
-            return _api.parse_response(op, raw)
-
-        # The first attempt goes without the retry machinery (a trigger's polls nearly always
-        # succeed at once, and entering tenacity is the dearest step of a poll); a failure worth
-        # retrying is then handed to tenacity as its first attempt, so the policy is the same.
-        try:
-            return await send()
-        except Exception as error:
-            if not retry or not _api.is_retryable(op, error):
-                raise
-            first: Exception | None = error
-        async for attempt in tenacity.AsyncRetrying(**_api.retry_kwargs(op, settings.retry, self.log)):
-            with attempt:
-                if first is not None:
-                    made, first = first, None
-                    raise made
-                return await send()
-        raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
+        return await paced_call(
+            op,
+            budget,
+            settings.retry,
+            lambda: _transport.async_send(session, settings, op),
+            foreground=op.method != "GET",
+            logger=self.log,
+            retry=retry,
+        )
 
     def _pages(self, first: _api.Operation[T], items: Callable[[T], list[Item]]) -> Iterator[Item]:
         """Every item of every page; stops on an empty page, past ``meta.pages`` or on a loop."""
@@ -322,7 +356,13 @@ class GradientHook(BaseHook):
     # Indexing jobs
     # ----------------------------------------------------------------------------------------
 
-    def start_indexing_job(self, knowledge_base_uuid: str, data_source_uuids: list[str] | None = None) -> IndexingJob:
+    def start_indexing_job(
+        self,
+        knowledge_base_uuid: str,
+        data_source_uuids: list[str] | None = None,
+        *,
+        previous_job_uuid: str | None = None,
+    ) -> IndexingJob:
         """
         Start an indexing job; never create two.
 
@@ -333,6 +373,9 @@ class GradientHook(BaseHook):
 
         :param knowledge_base_uuid: The knowledge base to index.
         :param data_source_uuids: Only these data sources; ``None`` indexes all of them.
+        :param previous_job_uuid: The knowledge base's newest job as read before the start (its
+            ``last_indexing_job``), if any: neither it nor an older job is adopted after an
+            ambiguous start, however recently it was created.
         :raises GradientConflictError: The knowledge base already has a job running.
         :raises GradientAmbiguousStartError: The start may have failed or not, and no job was found.
         """
@@ -349,7 +392,12 @@ class GradientHook(BaseHook):
                 "for the job it may have created instead.",
                 err,
             )
-            job = self.find_started_job(kb_uuid, sent_at, op.body.get("data_source_uuids") if op.body else None)
+            job = self.find_started_job(
+                kb_uuid,
+                sent_at,
+                op.body.get("data_source_uuids") if op.body else None,
+                previous_job_uuid=previous_job_uuid,
+            )
             if job is not None:
                 self.log.info("Adopting indexing job %s, created by the ambiguous start.", job.uuid)
                 return job
@@ -359,12 +407,26 @@ class GradientHook(BaseHook):
             ) from err
 
     def find_started_job(
-        self, knowledge_base_uuid: str, sent_at: float, data_source_uuids: list[str] | None, checks: int = 3
+        self,
+        knowledge_base_uuid: str,
+        sent_at: float,
+        data_source_uuids: list[str] | None,
+        checks: int = 3,
+        *,
+        previous_job_uuid: str | None = None,
     ) -> IndexingJob | None:
         """
         The job an ambiguous start created: on this knowledge base, created after the start was sent
-        (less :data:`CLOCK_SKEW`), for the same data sources. A job that was already running is not
-        adopted: it is someone else's, and the start would have been refused because of it.
+        (less :data:`CLOCK_SKEW`), for the same data sources; the newest such job. A job that was
+        there before the start is not adopted: ``previous_job_uuid`` (the knowledge base's newest
+        job read before the start) and every job created before it are someone else's.
+
+        :param knowledge_base_uuid: The knowledge base the start was for.
+        :param sent_at: When the start was sent (epoch seconds, this machine's clock).
+        :param data_source_uuids: The data sources the start asked for (``None``: all of them).
+        :param checks: How many times to list the knowledge base's jobs (a new job may take a
+            moment to be listed), 2 s, then 4 s, ... apart.
+        :param previous_job_uuid: The newest job before the start, if known.
         """
         wanted = set(data_source_uuids or ())
         for check in range(checks):
@@ -376,16 +438,21 @@ class GradientHook(BaseHook):
                 # Whatever failed here, the caller must still hear that the start was ambiguous.
                 self.log.warning("Could not list the knowledge base's jobs to reconcile: %s", err)
                 continue
+            earliest = sent_at - CLOCK_SKEW
+            previous = next((job for job in jobs if previous_job_uuid and job.uuid == previous_job_uuid), None)
+            if previous is not None and previous.created_at is not None:
+                earliest = max(earliest, previous.created_at.timestamp())
             candidates = [
-                job
+                (job.created_at.timestamp(), job)
                 for job in jobs
                 if job.uuid
+                and job.uuid != previous_job_uuid
                 and job.created_at is not None
-                and job.created_at.timestamp() >= sent_at - CLOCK_SKEW
+                and job.created_at.timestamp() >= earliest
                 and (not wanted or not job.data_source_uuids or set(job.data_source_uuids) == wanted)
             ]
             if candidates:
-                return max(candidates, key=lambda job: job.created_at.timestamp() if job.created_at else 0.0)
+                return max(candidates, key=lambda candidate: candidate[0])[1]  # the newest, in any listing order
         return None
 
     def get_indexing_job(self, indexing_job_uuid: str) -> IndexingJob:

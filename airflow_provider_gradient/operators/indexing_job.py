@@ -79,8 +79,9 @@ class _GradientOperatorMixin:
         name = knowledge_base_name(self.knowledge_base_name)
         self.knowledge_base_uuid = known or self.hook.knowledge_base_uuid_for(name)
 
-    def _cancel_bounded(self, indexing_job_uuid: str, reason: str, timeout: float = ON_KILL_TIMEOUT) -> bool:
-        """Cancel a job without ever raising or blocking longer than ``timeout``."""
+    def _cancel_bounded(self, indexing_job_uuid: str, reason: str, timeout: float | None = None) -> bool:
+        """Cancel a job without ever raising or blocking longer than ``timeout`` (:data:`ON_KILL_TIMEOUT`)."""
+        timeout = ON_KILL_TIMEOUT if timeout is None else timeout
         return cancel(self.hook, indexing_job_uuid, reason, log=self.log, timeout=timeout) is not None
 
 
@@ -312,7 +313,9 @@ class GradientStartIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
                 # Marks the window in which a start may reach the API before its uuid is stored.
                 store.set(self.PENDING_KEY, time.time())
             try:
-                job = self.hook.start_indexing_job(knowledge_base_uuid, data_source_uuids)
+                job = self.hook.start_indexing_job(
+                    knowledge_base_uuid, data_source_uuids, previous_job_uuid=running.uuid if running else None
+                )
             except (GradientConflictError, GradientDatabaseNotReadyError) as err:
                 # Refused for sure: no job was created, so no retry should look for one.
                 if store is not None:

@@ -1,26 +1,40 @@
 """
 A deterministic simulation of many processes sharing one token: triggerers polling deferred jobs
 and the workers' task processes starting them, each with its own :class:`RequestBudget`, against
-the emulator's own :class:`RateLimiter` on a virtual clock.
+the emulator's own :class:`RateLimiter`.
 
-It drives the budget through its clock-explicit methods (``try_take``, ``observe``) the way
-:meth:`RequestBudget.acquire` does (background callers one at a time, in order; foreground ones
-at once), and retries a 429 the way the hook's retry policy does (``retry-after`` plus a tenth of a
-jittered backoff). A fan-out of minutes runs in well under a second, the same every time for a seed.
+Every request goes through the shipped code: :func:`~airflow_provider_gradient.hooks.gradient.paced_call`
+(the hook's async call: the budget's real :meth:`RequestBudget.acquire`, the request, ``observe``,
+and the hook's retry policy with tenacity), with only the transport replaced by a send to the
+limiter. It all runs on an event loop whose time is virtual (:func:`virtual_time_loop`): every
+``asyncio.sleep`` (the budget's waits, tenacity's backoff, the polls' intervals) moves the clock
+on instead of waiting, and each budget reads that clock. A fan-out of minutes runs in a second or
+two, the same every time for a seed.
+
+A task process's own calls go through the same code as foreground calls (in a worker they are
+sync: :meth:`RequestBudget.acquire_sync` makes the same decisions through the same ``_waits``,
+with ``time.sleep``). Tenacity measures the retry budget on the real clock, which barely moves
+here: the simulation checks that budget itself (``call_seconds``).
 """
 
 from __future__ import annotations
 
-import heapq
+import asyncio
 import itertools
+import logging
 import random
 from bisect import bisect_right
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+from airflow_provider_gradient import _api
 from airflow_provider_gradient._polling import next_delay
+from airflow_provider_gradient._settings import RetryPolicy
+from airflow_provider_gradient.exceptions import GradientError
 from airflow_provider_gradient.hooks._budget import RequestBudget
+from airflow_provider_gradient.hooks.gradient import paced_call
 from airflow_provider_gradient.testing.emulator.ratelimit import HeaderMode, RateLimiter
 
 TOKEN = "simulated-token"
@@ -85,66 +99,70 @@ class Result:
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
-class _Process:
-    """One OS process: its budget and its queue of background callers."""
+#: The connection's default retry policy: what the hook retries a 429 with.
+POLICY = RetryPolicy()
+#: One simulated call: its answer is ``{}``; ``paced_call`` parses it like any answer.
+CALL = _api.Operation("simulated_call", "GET", "/simulated", "/simulated", lambda body: body)
+_QUIET = logging.getLogger("budget_simulation")
+_QUIET.propagate = False
+_QUIET.setLevel(logging.CRITICAL)
 
-    def __init__(self, sim: Simulation, name: str, config: Fanout, seed: int) -> None:
+
+def virtual_time_loop() -> tuple[asyncio.AbstractEventLoop, list[float]]:
+    """
+    A new event loop whose clock is virtual, and that clock (``[seconds]``, settable before the
+    loop runs). When nothing is ready, the loop moves the clock to its next timer at once instead
+    of waiting for it; a loop left with nothing to wait for stops with an error (a stalled run).
+    """
+    loop = asyncio.new_event_loop()
+    clock = [0.0]
+    selector = loop._selector  # type: ignore[attr-defined]
+    real_select = selector.select
+
+    def select(timeout: float | None = None) -> Any:
+        if timeout is None:
+            raise RuntimeError("the simulation stalled: no timer and nothing ready")
+        clock[0] += max(0.0, timeout)
+        return real_select(0)
+
+    loop.time = lambda: clock[0]  # type: ignore[method-assign]
+    selector.select = select
+    return loop, clock
+
+
+@contextmanager
+def _seeded_global_random(seed: int) -> Iterator[None]:
+    """Tenacity's jitter draws from the ``random`` module: seed it for the run, then restore it."""
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+class _Process:
+    """One OS process: its own budget on the simulation's clock (per token and event loop, as in the hook)."""
+
+    def __init__(self, sim: Simulation, name: str, seed: int) -> None:
+        config = sim.config
         self.sim = sim
         self.name = name
-        self.budget = RequestBudget(config.per_minute, config.per_hour, rng=random.Random(seed))
-        self.queue: deque[Callable[[], None]] = deque()
-        self.pump_at: float | None = None
+        self.budget = RequestBudget(
+            config.per_minute, config.per_hour, rng=random.Random(seed), clock=sim.monotonic, wall=sim.wall
+        )
 
-    def send(self, *, foreground: bool, answered: Callable[[int], None]) -> None:
-        """Send one request through the budget; ``answered(status)`` gets the final answer."""
-        first_try = self.sim.now
-        refused = [0]
-
-        def attempt() -> None:
-            if foreground:
-                self._foreground(go)
-            else:
-                self.queue.append(go)
-                self._pump()
-
-        def go() -> None:
-            self.sim.request(self, foreground, on_answer)
-
-        def on_answer(status: int, retry_after: float | None) -> None:
-            if status == 429:
-                # The hook's retry wait for a 429: what the server asked, plus the backoff's jitter.
-                refused[0] += 1
-                backoff = self.sim.rng.uniform(0, min(30.0, 2.0 ** (refused[0] - 1)))
-                self.sim.at(self.sim.now + (retry_after if retry_after is not None else 1.0) + backoff, attempt)
-                return
-            self.sim.result.call_seconds.append(self.sim.now - first_try)
-            answered(status)
-
-        attempt()
-
-    def _foreground(self, go: Callable[[], None]) -> None:
-        delay = self.budget.try_take(self.sim.now, self.sim.wall, foreground=True)
-        if delay > 0:
-            self.sim.at(self.sim.now + delay, lambda: self._foreground(go))
-            return
-        go()
-
-    def _pump(self) -> None:
-        """Let the head of the background queue go when the budget allows (one wake-up pending at most)."""
-        while self.queue:
-            delay = self.budget.try_take(self.sim.now, self.sim.wall)
-            if delay > 0:
-                wake = max(self.sim.now + delay, self.sim.now + 1e-6)  # the clock always moves on
-                if self.pump_at is None or wake < self.pump_at:
-                    self.pump_at = wake
-                    self.sim.at(wake, self._wake)
-                return
-            self.queue.popleft()()
-
-    def _wake(self) -> None:
-        if self.pump_at is not None and self.sim.now >= self.pump_at:
-            self.pump_at = None
-            self._pump()
+    async def call(self, *, foreground: bool) -> bool:
+        """One call through the hook's paced, retried send; whether it was answered without a 429."""
+        first_try = self.sim.monotonic()
+        try:
+            await paced_call(
+                CALL, self.budget, POLICY, lambda: self.sim.send(foreground), foreground=foreground, logger=_QUIET
+            )
+        except GradientError:
+            return False
+        self.sim.result.call_seconds.append(self.sim.monotonic() - first_try)
+        return True
 
 
 class Simulation:
@@ -152,84 +170,72 @@ class Simulation:
 
     def __init__(self, config: Fanout) -> None:
         self.config = config
-        self.now = 0.0
         self.rng = random.Random(config.seed)
-        self.limiter = RateLimiter(config.per_minute, config.per_hour, time_fn=lambda: self.now, headers=config.headers)
+        self.loop, self._clock = virtual_time_loop()
+        self.limiter = RateLimiter(config.per_minute, config.per_hour, time_fn=self.monotonic, headers=config.headers)
         self.result = Result(config)
-        self._events: list[tuple[float, int, Callable[[], None]]] = []
-        self._order = itertools.count()
         self.triggerers = [
-            _Process(self, f"triggerer-{index}", config, config.seed * 1000 + index)
-            for index in range(config.triggerers)
+            _Process(self, f"triggerer-{index}", config.seed * 1000 + index) for index in range(config.triggerers)
         ]
 
-    @property
+    def monotonic(self) -> float:
+        return self._clock[0]
+
     def wall(self) -> float:
-        return self.now + self.limiter._epoch_offset
+        return self._clock[0] + self.limiter._epoch_offset
 
-    def at(self, moment: float, action: Callable[[], None]) -> None:
-        heapq.heappush(self._events, (moment, next(self._order), action))
-
-    def request(self, process: _Process, foreground: bool, on_answer: Callable[[int, float | None], None]) -> None:
+    async def send(self, foreground: bool) -> _api.RawResponse:
         """The request reaches the limiter after half the latency; its answer comes back after the rest."""
-
-        def arrive() -> None:
-            decision = self.limiter.check(TOKEN)
-            status = 200 if decision.allowed else 429
-            self.result.requests.append((self.now, status, "foreground" if foreground else "background"))
-
-            def answer() -> None:
-                process.budget.observe(decision.headers(), status, now=self.now, wall=self.wall)
-                on_answer(status, float(decision.retry_after) if decision.retry_after is not None else None)
-
-            self.at(self.now + self.config.latency / 2, answer)
-
-        self.at(self.now + self.config.latency / 2, arrive)
+        await asyncio.sleep(self.config.latency / 2)
+        decision = self.limiter.check(TOKEN)
+        status = 200 if decision.allowed else 429
+        self.result.requests.append((self.monotonic(), status, "foreground" if foreground else "background"))
+        await asyncio.sleep(self.config.latency / 2)
+        return _api.RawResponse(status, decision.headers(), b"{}")
 
     def run(self, horizon: float = 1800.0) -> Result:
         config = self.config
         for index in range(config.prior_hour):
-            self.now = -3600.0 + 1.0 + index * 3500.0 / config.prior_hour
+            self._clock[0] = -3600.0 + 1.0 + index * 3500.0 / config.prior_hour
             self.limiter.check(TOKEN)
-        self.now = 0.0
+        self._clock[0] = 0.0
         self.result.noticed_after = [None] * config.tasks
-        for index in range(config.tasks):
-            start = config.task_spread * index / max(1, config.tasks - 1)
-            self.at(start, lambda index=index: self._task(index))
-        while self._events:
-            moment, _, action = heapq.heappop(self._events)
-            if moment > horizon:
-                break
-            self.now = moment
-            action()
+        with _seeded_global_random(config.seed):
+            try:
+                self.loop.run_until_complete(self._main(horizon))
+            finally:
+                self.loop.close()
         return self.result
 
-    def _task(self, index: int) -> None:
+    async def _main(self, horizon: float) -> None:
+        config = self.config
+        tasks = [
+            asyncio.ensure_future(self._task(index, config.task_spread * index / max(1, config.tasks - 1)))
+            for index in range(config.tasks)
+        ]
+        _, pending = await asyncio.wait(tasks, timeout=horizon)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _task(self, index: int, start: float) -> None:
         """A task process: its own budget, ``worker_calls`` foreground calls in a row, then defer."""
-        worker = _Process(self, f"task-{index}", self.config, self.config.seed * 1000 + 500 + index)
-        calls = self.config.worker_calls
-
-        def call(left: int) -> None:
-            if left == 0:
-                job_end = self.now + self.config.job_seconds
-                triggerer = self.triggerers[index % len(self.triggerers)]
-                self.at(self.now + self.config.defer_delay, lambda: self._poll(triggerer, index, job_end, 0))
+        await asyncio.sleep(start)
+        worker = _Process(self, f"task-{index}", self.config.seed * 1000 + 500 + index)
+        for _ in range(self.config.worker_calls):
+            if not await worker.call(foreground=True):
+                return  # the task failed: its job never started
+        job_end = self.monotonic() + self.config.job_seconds
+        triggerer = self.triggerers[index % len(self.triggerers)]
+        await asyncio.sleep(self.config.defer_delay)
+        for polls in itertools.count():
+            self.result.busy_until = max(self.result.busy_until, self.monotonic())
+            if not await triggerer.call(foreground=False):
+                return  # the trigger failed
+            if self.monotonic() >= job_end:
+                self.result.noticed_after[index] = self.monotonic() - job_end
                 return
-            worker.send(foreground=True, answered=lambda _status: call(left - 1))
-
-        call(calls)
-
-    def _poll(self, triggerer: _Process, index: int, job_end: float, polls: int) -> None:
-        self.result.busy_until = max(self.result.busy_until, self.now)
-
-        def answered(_status: int) -> None:
-            if self.now >= job_end:
-                self.result.noticed_after[index] = self.now - job_end
-                return
-            wait = next_delay(self.config.poll_interval, polls, self.rng)
-            self.at(self.now + wait, lambda: self._poll(triggerer, index, job_end, polls + 1))
-
-        triggerer.send(foreground=False, answered=answered)
+            await asyncio.sleep(next_delay(self.config.poll_interval, polls, self.rng))
 
 
 def simulate(**overrides: object) -> Result:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 import gc
+import itertools
 import math
 import random
 import threading
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from budget_simulation import virtual_time_loop
 
 from airflow_provider_gradient.hooks import _budget
 from airflow_provider_gradient.hooks._budget import RequestBudget, budget_for, sync_budget_for
@@ -209,24 +210,33 @@ def test_unusable_headers_are_ignored(headers: dict[str, str]) -> None:
     assert b.try_take(T0, WALL) == 0
 
 
-async def test_acquire_lets_background_callers_go_in_order_without_bursts() -> None:
-    # Time-compressed windows (a 1 s "minute") so the test runs in about a second.
-    b = RequestBudget(60, 10**6, headroom=1.0, burst=0.1, minute_window=1.0)
+def test_acquire_lets_background_callers_go_in_order_without_bursts() -> None:
+    """
+    On a virtual-time loop (the budget reads that loop's clock): a burst of 6, then 54 per second,
+    first come first served. (Letting the queue go unordered, or without pacing, turns this red.)
+    """
+    loop, _ = virtual_time_loop()
+    b = RequestBudget(60, 10**6, headroom=1.0, burst=0.1, minute_window=1.0, clock=loop.time)
     sent: list[tuple[int, float]] = []
 
     async def caller(index: int) -> None:
         await b.acquire()
-        sent.append((index, time.monotonic()))
+        sent.append((index, loop.time()))
 
-    started = time.monotonic()
-    await asyncio.gather(*(caller(i) for i in range(60)))
+    async def everyone() -> None:
+        await asyncio.gather(*(caller(i) for i in range(60)))
+
+    try:
+        loop.run_until_complete(everyone())
+    finally:
+        loop.close()
     assert [index for index, _ in sent] == list(range(60))  # first come, first served
     times = [at for _, at in sent]
-    assert 0.6 <= time.monotonic() - started < 10.0  # a burst of 6, then 54 per second (slack for slow CI)
-    # After the burst, spread out: never more than a few inside a tenth of a second (a late wake-up
-    # on a loaded machine only spreads them further).
-    assert max(bisect.bisect_right(times, t + 0.1) - index for index, t in enumerate(times[6:], 6)) <= 6 + 2
-    assert b.waited > 0
+    assert times[:6] == [0.0] * 6  # the burst
+    assert times[-1] == pytest.approx(1.0, abs=0.02)  # then 54 in the next second
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times[6:])]
+    assert min(gaps) == pytest.approx(1 / 54, rel=0.05), gaps
+    assert b.waited == pytest.approx(times[-1], abs=0.05)  # the head of the queue waited, the others queued
 
 
 async def test_a_foreground_call_does_not_queue_behind_background_polls() -> None:
@@ -266,13 +276,18 @@ def test_a_free_slot_is_taken_once_also_with_no_patience_left() -> None:
     assert b.remaining(time.monotonic()) == 99
 
 
-async def test_acquire_gives_up_waiting_after_max_wait_too() -> None:
-    b = RequestBudget(250, 5000)
+def test_acquire_gives_up_waiting_after_max_wait_too() -> None:
+    """The reset is 600 s away and the caller has 1 s: it goes at once (virtual time does not move)."""
+    loop, _ = virtual_time_loop()
+    b = RequestBudget(250, 5000, clock=loop.time)
     b.observe_now({"ratelimit-remaining": "0", "ratelimit-reset": str(time.time() + 600)})
-    started = time.monotonic()
-    await b.acquire(max_wait=1.0)
-    assert time.monotonic() - started < 5.0  # not the 600 s until the reset
+    try:
+        loop.run_until_complete(b.acquire(max_wait=1.0))
+        assert loop.time() == 0.0  # not the 600 s until the reset
+    finally:
+        loop.close()
     assert b.waited == 0
+    assert b.remaining(0.0) == -1  # the slot was taken all the same
 
 
 def test_sync_budgets_are_shared_across_threads() -> None:

@@ -1,6 +1,11 @@
 """
 Many processes on one token: triggerers and the workers' task processes, each with its own budget,
 coordinating only through the server's headers (a deterministic simulation, see budget_simulation).
+
+The simulation sends through the shipped ``paced_call`` (the hook's async call) and the real
+``RequestBudget.acquire``, on a virtual clock: letting background polls go unpaced (``acquire``
+treating every caller as foreground), or the hook no longer telling the budget of an answer
+(``observe_now`` dropped), turns most of these red.
 """
 
 from __future__ import annotations

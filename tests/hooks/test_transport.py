@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -295,17 +297,67 @@ async def test_pool_session_timeouts() -> None:
         await pool.release(settings)
 
 
+def _two_loops_hold_sessions(pool: AsyncSessionPool, settings: ClientSettings) -> tuple[Any, Any]:
+    """Two live loops each take a session (neither released yet), then release them; return both."""
+
+    async def take() -> Any:
+        return pool.acquire(settings)
+
+    loop_a, loop_b = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        a = loop_a.run_until_complete(take())
+        b = loop_b.run_until_complete(take())
+        loop_a.run_until_complete(pool.release(settings))
+        loop_b.run_until_complete(pool.release(settings))
+    finally:
+        loop_a.close()
+        loop_b.close()
+    return a, b
+
+
 def test_pool_is_per_event_loop() -> None:
+    """
+    A session is bound to its loop: two loops holding sessions at once get one each, and each is
+    closed by its own loop's release. (Sharing one pool entry across loops turns this red.)
+    """
+    pool = AsyncSessionPool()
+    a, b = _two_loops_hold_sessions(pool, settings_for("https://api.example.test"))
+    assert a is not b
+    assert a.closed
+    assert b.closed
+    assert pool.open_sessions() == 0
+
+
+def test_a_loop_with_a_reused_id_never_gets_another_loops_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    CPython often gives a new loop the ``id()`` of one just freed. Make every ``id()`` in the module
+    collide: the pool, keyed by the loop object, still gives each loop its own session (keying it by
+    ``id(loop)`` turns this red).
+    """
+    monkeypatch.setattr(_transport, "id", lambda obj: 42, raising=False)
+    pool = AsyncSessionPool()
+    a, b = _two_loops_hold_sessions(pool, settings_for("https://api.example.test"))
+    assert a is not b
+    assert a.closed
+    assert b.closed
+
+
+def test_a_finished_loop_is_not_kept_alive_by_the_pool() -> None:
+    """Once its sessions are released, a loop that ended is forgotten (a strong key would keep it)."""
     pool = AsyncSessionPool()
     settings = settings_for("https://api.example.test")
 
-    async def use() -> Any:
-        session = pool.acquire(settings)
+    async def use() -> None:
+        pool.acquire(settings)
         await pool.release(settings)
-        return session
 
-    assert asyncio.run(use()) is not asyncio.run(use())
-    assert pool.open_sessions() == 0
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(use())
+    loop.close()
+    dead = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert dead() is None
 
 
 def test_module_pool_is_shared() -> None:

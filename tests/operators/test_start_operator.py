@@ -298,7 +298,8 @@ def test_sync_timeout_cancels_the_job(
     started = time.monotonic()
     with pytest.raises(GradientJobTimeoutError, match="maximum wait") as info:
         start_op(kb, timeout=1.0).execute(context)
-    assert time.monotonic() - started < 6
+    took = time.monotonic() - started
+    assert took < 60, f"a 1 s timeout took {took:.1f}s (the job runs 600 s)"
     job = info.value.indexing_job_uuid
     assert emu.job(job)["phase"] == "BATCH_JOB_PHASE_CANCELLED"
     assert emu.count("PUT", "genai_cancel_indexing_job") == 1
@@ -445,7 +446,8 @@ def test_database_wait_is_bounded(
     started = time.monotonic()
     with pytest.raises(GradientDatabaseNotReadyError, match="database_ready_timeout"):
         start_op(kb.uuid, database_ready_timeout=0.7).execute(make_context())
-    assert time.monotonic() - started < 3
+    took = time.monotonic() - started
+    assert took < 60, f"a 0.7 s database wait took {took:.1f}s (the database never gets ready)"
     assert emu.count(*POST) == 0
 
 
@@ -579,7 +581,8 @@ def test_on_kill_cancels_the_job_during_a_sync_wait(
         time.sleep(0.02)
     started = time.monotonic()
     op.on_kill()
-    assert time.monotonic() - started < 5
+    took = time.monotonic() - started
+    assert took < 60, f"on_kill took {took:.1f}s"
     job = emu.jobs(kb)[0]
     assert job["phase"] == "BATCH_JOB_PHASE_CANCELLED"
     worker.join(10)

@@ -182,7 +182,8 @@ async def test_timeout_cancels_the_job(emu: GradientEmulator, conn: str) -> None
     started = time.monotonic()
     trigger = GradientIndexingJobTrigger(indexing_job_uuid=job, end_time=time.time() + 1.0, **FAST)
     event = await run_to_event(trigger)
-    assert time.monotonic() - started < 5
+    took = time.monotonic() - started
+    assert took < 60, f"a 1 s deadline took {took:.1f}s (the job runs 600 s)"
     assert event["status"] == "timeout"
     assert event["cancelled"] is True
     assert "did not finish within the maximum wait" in event["message"]

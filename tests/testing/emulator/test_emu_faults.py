@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import aiohttp
@@ -164,13 +165,24 @@ async def test_connection_reset_seen_by_aiohttp(emu: GradientEmulator, job: str)
 
 
 def test_delayed_request_does_not_leak_into_a_reset_emulator(emu: GradientEmulator, api: Api) -> None:
+    """
+    A POST still delayed when the emulator is reset must not create its job in the fresh state.
+    The test waits for events: the fault firing (the POST is being delayed), then the POST's own
+    answer. (Dropping the generation check after the delay turns this red: the job appears.)
+    """
     kb = emu.create_knowledge_base("slow")
-    emu.faults.add(operation="genai_create_indexing_job", kind="delay", seconds=0.3)
-    with pytest.raises(requests.exceptions.ReadTimeout):
-        api.start_job(kb.uuid, timeout=0.1)
+    fault = emu.faults.add(operation="genai_create_indexing_job", kind="delay", seconds=3.0)
+    answer: dict[str, requests.Response] = {}
+    client = threading.Thread(target=lambda: answer.update(post=api.start_job(kb.uuid, timeout=60)), daemon=True)
+    client.start()
+    give_up = time.monotonic() + 30
+    while fault.fired == 0:
+        assert time.monotonic() < give_up, "the POST never reached the fault"
+        time.sleep(0.005)
     emu.reset()  # what the fixture does before the next test
     fresh = emu.create_knowledge_base("slow")
     assert fresh.uuid == kb.uuid  # same seed, same uuid: the delayed POST would hit it
-    time.sleep(0.4)
+    client.join(60)
+    assert answer["post"].status_code == 503, answer["post"].text
     assert emu.jobs() == []
     assert emu.requests == []
