@@ -75,7 +75,7 @@ def machine_block(results: dict[str, Any]) -> str:
         if result and "machine" in result:
             rm = result["machine"]
             load = ", ".join(str(x) for x in rm.get("load_average", []))
-            rows.append([f"`{name}` measured", f"{rm.get('when', '?')} (load average {load})"])
+            rows.append([f"`{name}` run under", f"load average {load}"])
     return _table(["", ""], rows)
 
 
