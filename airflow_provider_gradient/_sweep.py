@@ -41,6 +41,7 @@ __all__ = [
     "ListOrder",
     "Memory",
     "Sweep",
+    "can_wait_for_sweep",
     "expected_batch",
     "order_of",
     "page_size",
@@ -98,6 +99,16 @@ def order_of(times: Sequence[datetime | None]) -> ListOrder:
 def worth_sweeping(waiting: float) -> bool:
     """Whether a sweep may save requests over one GET per job, with ``waiting`` jobs to read."""
     return waiting >= MIN_WATCHED
+
+
+def can_wait_for_sweep(starts_in: float, max_wait: float | None) -> bool:
+    """
+    Whether a read should queue for the next sweep, which is planned to start in ``starts_in``
+    seconds, when its reader may wait at most ``max_wait`` seconds (``None``: any time): a read
+    whose sweep starts too late is read by its own GET at once, so no wait polls less often than
+    it asked for because of its neighbours, nor overruns its deadline.
+    """
+    return max_wait is None or max(0.0, starts_in) <= max_wait
 
 
 def expected_batch(watched: int, poll_gap: float | None, gap: float) -> float:

@@ -250,3 +250,12 @@ def test_expected_batch_is_the_share_of_reads_a_sweep_gathers() -> None:
     assert not _sweep.worth_sweeping(_sweep.expected_batch(10, 30.0, 7.5))
     assert _sweep.worth_sweeping(_sweep.expected_batch(12, 30.0, 7.5))
     assert _sweep.expected_batch(10, 0.5, 1.0) == 10.0  # reads faster than sweeps: all of them
+
+
+def test_a_read_queues_only_for_a_sweep_that_starts_within_its_max_wait() -> None:
+    """Catches a read made to wait for a sweep planned after its reader's poll interval or deadline."""
+    assert _sweep.can_wait_for_sweep(5.0, None)
+    assert _sweep.can_wait_for_sweep(5.0, 5.0)
+    assert _sweep.can_wait_for_sweep(-3.0, 0.0)  # due already
+    assert not _sweep.can_wait_for_sweep(5.0, 4.9)
+    assert not _sweep.can_wait_for_sweep(0.1, 0.0)

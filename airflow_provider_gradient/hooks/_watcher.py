@@ -94,6 +94,7 @@ class JobWatcher:
         self._task: asyncio.Task[None] | None = None
         self._memory = _sweep.Memory()
         self._last_start = -math.inf
+        self._every = _sweep.MIN_SWEEP_GAP  # the time between sweeps, as last computed
         self._last_pages = 0
         self._failed_in_row = 0
         self._last_forget = time.monotonic()
@@ -128,10 +129,16 @@ class JobWatcher:
         else:
             self._created[job.uuid] = job.created_at
 
-    async def observe(self, uuid: str) -> IndexingJob | None:
+    async def observe(self, uuid: str, max_wait: float | None = None) -> IndexingJob | None:
         """
         The job's state from the next sweep that starts after this call, or ``None`` when the
-        caller must read it by its own GET (unknown job, too few watched, not seen, sweep failed).
+        caller must read it by its own GET (unknown job, too few watched, not seen, sweep failed,
+        or no sweep can answer within ``max_wait`` seconds).
+
+        :param uuid: The job.
+        :param max_wait: The longest the caller may wait for a sweep (``None``: no limit). A read
+            whose next sweep is planned to start later is answered ``None`` at once; one whose sweep
+            has not answered by then is answered ``None`` when the time is up.
         """
         now = time.monotonic()
         last = self._last_read.get(uuid)
@@ -146,6 +153,7 @@ class JobWatcher:
             or now < self._paused_until
             or uuid not in self._created
             or not _sweep.worth_sweeping(len(self._created) * self._share)
+            or not _sweep.can_wait_for_sweep(self._last_start + self._every - now, max_wait)
         ):
             return None
         future: asyncio.Future[IndexingJob | None] = asyncio.get_running_loop().create_future()
@@ -153,7 +161,12 @@ class JobWatcher:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="gradient-job-watcher")
         self._wake.set()
-        return await future
+        if max_wait is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, max_wait)  # cancels the future when the time is up
+        except asyncio.TimeoutError:
+            return None  # the reader GETs its job; the sweep skips a read nobody waits for
 
     # ----------------------------------------------------------------------------------------
 
@@ -187,6 +200,7 @@ class JobWatcher:
 
     async def _serve(self, batch: dict[str, list[asyncio.Future[IndexingJob | None]]]) -> None:
         self._forget_idle(time.monotonic())
+        batch = {uuid: futures for uuid, futures in batch.items() if not all(f.done() for f in futures)}
         targets = {uuid: self._created[uuid] for uuid in batch if uuid in self._created}
         found: dict[str, IndexingJob] = {}
         if _sweep.worth_sweeping(len(targets)):
@@ -208,7 +222,7 @@ class JobWatcher:
             job = found.get(uuid)
             if job is not None:
                 self.learn(job)
-                self.served += len(futures)
+                self.served += sum(not future.done() for future in futures)
             _answer(futures, job)
 
     async def _sweep(self, targets: dict[str, datetime]) -> dict[str, IndexingJob]:
@@ -227,6 +241,7 @@ class JobWatcher:
         poll_gap = self._poll_gap()
         gap = _sweep.sweep_gap(poll_gap, self._last_pages, self._per_minute)
         self._share = _sweep.expected_batch(1, poll_gap, gap)
+        self._every = gap
         return gap
 
     def _poll_gap(self) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -276,3 +277,84 @@ def test_jobs_no_longer_read_are_forgotten_also_without_sweeps(
             await hook.aclose()
 
     assert asyncio.run(scenario()) == (2, 1)  # the job read again is kept, the other forgotten
+
+
+class _ShiftedClock:
+    """The watcher's monotonic clock moved forward at will: a test's stand-in for minutes passing
+    between reads (the event loop and the emulator keep real time)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+
+@pytest.fixture
+def shifted(monkeypatch: pytest.MonkeyPatch) -> _ShiftedClock:
+    clock = _ShiftedClock()
+    monkeypatch.setattr(_watcher, "time", clock)
+    return clock
+
+
+async def _watched_with_a_sweep_planned(hook: GradientHook, jobs: list[str], shifted: _ShiftedClock) -> Any:
+    """Read ``jobs`` twice, ``poll`` seconds apart (watcher time), so one sweep serves the second
+    round and the next one is planned a quarter of ``poll`` later; the watcher."""
+    for uuid in jobs:
+        await hook.aobserve_indexing_job(uuid)  # the first reads: GETs
+    shifted.offset += 100.0  # the waits poll every 100 s: the next sweep starts 25 s after one
+    await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+    (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+    assert (watcher.sweeps, watcher.served) == (1, len(jobs))
+    return watcher
+
+
+def test_a_read_whose_next_sweep_starts_too_late_is_its_own_get_at_once(
+    emu: GradientEmulator, shifted: _ShiftedClock
+) -> None:
+    """
+    Catches a read queued for a sweep planned after its ``max_wait``: a wait polling every 2 s next
+    to waits polling every 100 s would wait ~25 s for its read (and its deadline or cancel with it).
+    """
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[int, int, int]:
+        hook = GradientHook()
+        try:
+            watcher = await _watched_with_a_sweep_planned(hook, jobs, shifted)
+            shifted.offset += 1.0  # the next sweep is 24 s away
+            gets, lists = emu.count("GET", GET), emu.count("GET", LIST)
+            job = await asyncio.wait_for(hook.aobserve_indexing_job(jobs[0], max_wait=2.0), 15.0)
+            assert job.uuid == jobs[0], "the read waited for a sweep planned ~24 s later"
+            return emu.count("GET", GET) - gets, emu.count("GET", LIST) - lists, watcher.served
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    assert asyncio.run(scenario()) == (1, 0, 20)  # its own GET, no list read, nothing served
+
+
+def test_a_read_not_answered_within_max_wait_is_its_own_get(emu: GradientEmulator, shifted: _ShiftedClock) -> None:
+    """
+    Catches a read that waits out a slow sweep (each list page may wait long in the request budget):
+    the reads must come back by their own GETs while the sweep's page is still on its way.
+    """
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[list[IndexingJob], int, int]:
+        hook = GradientHook()
+        try:
+            watcher = await _watched_with_a_sweep_planned(hook, jobs, shifted)
+            shifted.offset += 30.0  # the next sweep is due: it starts at once
+            emu.faults.add(operation=LIST, kind="delay", seconds=30.0)
+            gets, pages = emu.count("GET", GET), watcher.pages
+            results = await asyncio.gather(*(hook.aobserve_indexing_job(uuid, max_wait=0.5) for uuid in jobs))
+            assert watcher.pages == pages, "the reads waited for the slow sweep's page"
+            return results, emu.count("GET", GET) - gets, watcher.served
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    results, gets, served = asyncio.run(scenario())
+    assert [job.uuid for job in results] == jobs
+    assert (gets, served) == (len(jobs), len(jobs))  # every read its own GET; the sweep served none
