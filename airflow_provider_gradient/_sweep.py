@@ -46,6 +46,7 @@ __all__ = [
     "order_of",
     "page_size",
     "pause_after_failures",
+    "retry_after_failure",
     "sweep_gap",
     "worth_sweeping",
 ]
@@ -157,6 +158,18 @@ def pause_after_failures(failures: int, rate_limited: bool = False) -> float:
     if failures <= 0 or rate_limited:
         return 0.0
     return min(MAX_FAILURE_PAUSE, FAILURE_PAUSE * 2.0 ** (failures - 1))
+
+
+def retry_after_failure(failures: int, rate_limited: bool) -> bool:
+    """
+    Whether the reads a failed sweep should have served wait for the next sweep instead of each
+    reading its job by GET at once: after the first rate-limited failure in a row (N GETs into a
+    token that is being refused would cost N requests where one page would do; the next sweep waits
+    in the budget until the server's ``retry-after``). Each reader still waits no longer than it
+    allowed; after a second failure in a row every reader GETs its job, so no read waits for a list
+    that keeps failing.
+    """
+    return rate_limited and failures == 1
 
 
 @dataclass(frozen=True)

@@ -259,3 +259,10 @@ def test_a_read_queues_only_for_a_sweep_that_starts_within_its_max_wait() -> Non
     assert _sweep.can_wait_for_sweep(-3.0, 0.0)  # due already
     assert not _sweep.can_wait_for_sweep(5.0, 4.9)
     assert not _sweep.can_wait_for_sweep(0.1, 0.0)
+
+
+def test_only_a_first_rate_limited_failure_keeps_the_reads_for_the_next_sweep() -> None:
+    """Catches a 429 on the list turned into one GET per read at once, and reads held for a list that keeps failing."""
+    assert _sweep.retry_after_failure(1, rate_limited=True)
+    assert not _sweep.retry_after_failure(2, rate_limited=True)  # then every reader GETs its job
+    assert not _sweep.retry_after_failure(1, rate_limited=False)

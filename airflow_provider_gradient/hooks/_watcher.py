@@ -17,7 +17,8 @@ its loop ends, and the next read builds a new one. A restarted or handed-over tr
 needs nothing from it. Its list requests go through the token's request budget as background
 traffic, like the polls they replace, and are not retried: a failed sweep is replaced by the
 per-job GETs at once, and sweeps pause for a while
-(:func:`~airflow_provider_gradient._sweep.pause_after_failures`).
+(:func:`~airflow_provider_gradient._sweep.pause_after_failures`); only after a 429 do its reads
+wait for the next sweep, once (:func:`~airflow_provider_gradient._sweep.retry_after_failure`).
 """
 
 from __future__ import annotations
@@ -210,7 +211,13 @@ class JobWatcher:
             except Exception as err:  # never fail a wait: its reader GETs its job instead
                 self.failures += 1
                 self._failed_in_row += 1
-                pause = _sweep.pause_after_failures(self._failed_in_row, isinstance(err, GradientRateLimitError))
+                rate_limited = isinstance(err, GradientRateLimitError)
+                if _sweep.retry_after_failure(self._failed_in_row, rate_limited):
+                    log.info("Sweeping the job list was rate limited (%s); the next sweep serves its reads.", err)
+                    for uuid, futures in batch.items():
+                        self._pending.setdefault(uuid, []).extend(futures)
+                    return
+                pause = _sweep.pause_after_failures(self._failed_in_row, rate_limited)
                 self._paused_until = time.monotonic() + pause
                 log.warning(
                     "Sweeping the job list failed (%s); reading the %d jobs one by one%s.",

@@ -358,3 +358,51 @@ def test_a_read_not_answered_within_max_wait_is_its_own_get(emu: GradientEmulato
     results, gets, served = asyncio.run(scenario())
     assert [job.uuid for job in results] == jobs
     assert (gets, served) == (len(jobs), len(jobs))  # every read its own GET; the sweep served none
+
+
+def test_a_rate_limited_list_serves_its_reads_with_the_next_sweep_not_one_get_each(emu: GradientEmulator) -> None:
+    """
+    Catches a 429 on the list answered by one GET per read at once, into the token being refused:
+    the reads must wait for the next sweep (after the retry-after), one list request for them all.
+    """
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[list[IndexingJob], int]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)  # the first reads: GETs
+            emu.faults.add(operation=LIST, kind="status", status=429, headers={"retry-after": "1"})
+            results = await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            return results, watcher.served
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    results, served = asyncio.run(scenario())
+    assert [job.uuid for job in results] == jobs
+    assert served == len(jobs)
+    assert emu.count("GET", GET) == len(jobs)  # the first reads only
+    assert emu.count("GET", LIST, status=429) == 1
+    assert emu.count("GET", LIST) == 2
+
+
+def test_a_list_that_stays_rate_limited_falls_back_to_gets(emu: GradientEmulator) -> None:
+    """Catches reads held for the next sweep again and again while the list keeps answering 429."""
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> list[IndexingJob]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)
+            emu.faults.add(operation=LIST, kind="status", status=429, times=None, headers={"retry-after": "1"})
+            return await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    assert [job.uuid for job in asyncio.run(scenario())] == jobs
+    assert emu.count("GET", LIST) == emu.count("GET", LIST, status=429) == 2  # one retry, then GETs
+    assert emu.count("GET", GET) == 2 * len(jobs)
