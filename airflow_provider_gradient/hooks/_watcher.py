@@ -47,8 +47,12 @@ log = logging.getLogger(__name__)
 
 #: Seconds without any read after which a watcher stops (the next read builds a new one).
 IDLE = 600.0
-#: A watched job not read for this long (or four of its read intervals, if longer) is forgotten.
+#: A watched job not read for this long (or four of its read intervals, if longer) is no longer
+#: watched (its next read is its own GET again).
 FORGET_AFTER = 120.0
+#: How long the time of a job's last read is kept (or four of its read intervals, if longer): long
+#: enough to learn the interval of waits that poll every few minutes, so that they are watched too.
+READS_KEPT = 3600.0
 
 #: One watcher per event loop and (API base URL, token); the key never contains the token itself.
 #: Keyed by the loop object, weakly, like the request budgets.
@@ -259,10 +263,13 @@ class JobWatcher:
     def _forget_idle(self, now: float) -> None:
         self._last_forget = now
         for uuid, last in list(self._last_read.items()):
-            if now - last > max(FORGET_AFTER, 4 * self._gap.get(uuid, 0.0)):
+            idle = now - last
+            read_gaps = 4 * self._gap.get(uuid, 0.0)
+            if idle > max(FORGET_AFTER, read_gaps):
+                self._created.pop(uuid, None)
+            if idle > max(READS_KEPT, read_gaps):
                 del self._last_read[uuid]
                 self._gap.pop(uuid, None)
-                self._created.pop(uuid, None)
         self._gap_now()
 
 

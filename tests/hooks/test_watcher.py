@@ -262,21 +262,27 @@ def test_jobs_no_longer_read_are_forgotten_also_without_sweeps(
 ) -> None:
     first, second = _start_jobs(emu, 2)
 
-    async def scenario() -> tuple[int, int]:
+    async def scenario() -> list[tuple[int, int]]:
         hook = GradientHook()
         try:
             await hook.aobserve_indexing_job(first)
             await hook.aobserve_indexing_job(second)
             (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
-            before = watcher.remembered
+            counts = [(watcher.watched, watcher.remembered)]
             monkeypatch.setattr(_watcher, "FORGET_AFTER", 0.0)
             await asyncio.sleep(0.01)
             await hook.aobserve_indexing_job(second)
-            return before, watcher.remembered
+            counts.append((watcher.watched, watcher.remembered))
+            monkeypatch.setattr(_watcher, "READS_KEPT", 0.0)
+            await asyncio.sleep(0.01)
+            await hook.aobserve_indexing_job(second)
+            counts.append((watcher.watched, watcher.remembered))
+            return counts
         finally:
             await hook.aclose()
 
-    assert asyncio.run(scenario()) == (2, 1)  # the job read again is kept, the other forgotten
+    # The job read again is kept; the other is no longer watched, and its last read is forgotten later.
+    assert asyncio.run(scenario()) == [(2, 2), (1, 2), (1, 1)]
 
 
 class _ShiftedClock:
@@ -406,3 +412,31 @@ def test_a_list_that_stays_rate_limited_falls_back_to_gets(emu: GradientEmulator
     assert [job.uuid for job in asyncio.run(scenario())] == jobs
     assert emu.count("GET", LIST) == emu.count("GET", LIST, status=429) == 2  # one retry, then GETs
     assert emu.count("GET", GET) == 2 * len(jobs)
+
+
+def test_jobs_polled_every_few_minutes_are_served_by_sweeps(emu: GradientEmulator, shifted: _ShiftedClock) -> None:
+    """
+    Catches waits that poll less often than the watcher forgets idle jobs: if a job's last read is
+    forgotten before its next one, its read interval is never learnt and every read is its own GET.
+    """
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[list[int], int]:
+        hook = GradientHook()
+        gets = []
+        try:
+            for _ in range(4):  # four rounds of polls, 300 s apart
+                before = emu.count("GET", GET)
+                await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+                gets.append(emu.count("GET", GET) - before)
+                shifted.offset += 300.0
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            return gets, watcher.served
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    gets, served = asyncio.run(scenario())
+    assert gets[0] == len(jobs)  # the first reads
+    assert gets[2:] == [0, 0], gets  # once the interval is known, the sweeps serve every read
+    assert served >= 2 * len(jobs)
