@@ -93,6 +93,7 @@ class JobWatcher:
         self._created: dict[str, datetime] = {}  # watched jobs (not ended) -> created_at
         self._last_read: dict[str, float] = {}  # uuid -> monotonic time of its last read
         self._gap: dict[str, float] = {}  # uuid -> its reads' interval (smoothed)
+        self._ended: dict[str, float] = {}  # uuid -> monotonic time it was seen ended
         self._pending: dict[str, list[asyncio.Future[IndexingJob | None]]] = {}
         self._serving: dict[str, list[asyncio.Future[IndexingJob | None]]] = {}
         self._wake = asyncio.Event()
@@ -126,10 +127,16 @@ class JobWatcher:
         return len(self._last_read)
 
     def learn(self, job: IndexingJob) -> None:
-        """Note a job read by its own GET: watch it while it runs, forget it once it has ended."""
+        """
+        Note a job as read: watch it while it runs, forget it once it has ended. A job once seen
+        ended is not watched again (a sweep that read it still running may answer after a GET saw
+        its end).
+        """
         if not job.uuid:
             return
-        if job.is_terminal or job.created_at is None:
+        if job.is_terminal:
+            self._ended[job.uuid] = time.monotonic()
+        if job.is_terminal or job.created_at is None or job.uuid in self._ended:
             self._created.pop(job.uuid, None)  # an ended job is read no more (a reader GETs it again)
         else:
             self._created[job.uuid] = job.created_at
@@ -270,6 +277,9 @@ class JobWatcher:
             if idle > max(READS_KEPT, read_gaps):
                 del self._last_read[uuid]
                 self._gap.pop(uuid, None)
+        for uuid, ended in list(self._ended.items()):
+            if now - ended > READS_KEPT:
+                del self._ended[uuid]
         self._gap_now()
 
 

@@ -440,3 +440,28 @@ def test_jobs_polled_every_few_minutes_are_served_by_sweeps(emu: GradientEmulato
     assert gets[0] == len(jobs)  # the first reads
     assert gets[2:] == [0, 0], gets  # once the interval is known, the sweeps serve every read
     assert served >= 2 * len(jobs)
+
+
+def test_a_job_seen_ended_is_not_watched_again_by_a_late_sweep(emu: GradientEmulator) -> None:
+    """
+    Catches a sweep that read a job still running, answering after a GET saw the job end, putting
+    the ended job back on the watch list (it would be looked for by every later sweep).
+    """
+    jobs = list(_start_jobs(emu, 3))
+
+    async def scenario() -> tuple[int, int]:
+        hook = GradientHook()
+        try:
+            running = [await hook.aobserve_indexing_job(uuid) for uuid in jobs]
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            emu.clock.advance(3600.0)  # every job ends
+            ended = await hook.aget_indexing_job(jobs[0])
+            assert ended.is_terminal and not running[0].is_terminal
+            before = watcher.watched
+            watcher.learn(ended)  # a GET saw the end ...
+            watcher.learn(running[0])  # ... then a sweep that read it earlier answers
+            return before, watcher.watched
+        finally:
+            await hook.aclose()
+
+    assert asyncio.run(scenario()) == (3, 2)
