@@ -456,7 +456,8 @@ def test_a_job_seen_ended_is_not_watched_again_by_a_late_sweep(emu: GradientEmul
             (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
             emu.clock.advance(3600.0)  # every job ends
             ended = await hook.aget_indexing_job(jobs[0])
-            assert ended.is_terminal and not running[0].is_terminal
+            assert ended.is_terminal
+            assert not running[0].is_terminal
             before = watcher.watched
             watcher.learn(ended)  # a GET saw the end ...
             watcher.learn(running[0])  # ... then a sweep that read it earlier answers
