@@ -1,6 +1,7 @@
 """
-One job watcher per event loop and token: many waits' reads of their jobs served by sweeps of the
-team's job list (the decisions are in :mod:`airflow_provider_gradient._sweep`).
+One job watcher per event loop and connection settings (token, API, proxy, timeouts, limits): many
+waits' reads of their jobs served by sweeps of the team's job list (the decisions are in
+:mod:`airflow_provider_gradient._sweep`).
 
 A wait reads its job through :meth:`GradientHook.aobserve_indexing_job
 <airflow_provider_gradient.hooks.gradient.GradientHook.aobserve_indexing_job>`. The watcher of its
@@ -54,9 +55,10 @@ FORGET_AFTER = 120.0
 #: enough to learn the interval of waits that poll every few minutes, so that they are watched too.
 READS_KEPT = 3600.0
 
-#: One watcher per event loop and (API base URL, token); the key never contains the token itself.
+#: One watcher per event loop and connection settings that shape its requests (API base URL, token,
+#: proxy, timeouts, minute limit, retry budget); the key never contains the token itself.
 #: Keyed by the loop object, weakly, like the request budgets.
-WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], JobWatcher]] = (
+WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], JobWatcher]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -70,7 +72,7 @@ def watcher_for(settings: ClientSettings, make_hook: Callable[[], GradientHook])
     """
     loop = asyncio.get_running_loop()
     watchers = WATCHERS.setdefault(loop, {})
-    key = (settings.base_url, settings.token_key)
+    key = (*settings.pool_key, settings.requests_per_minute, settings.retry)
     watcher = watchers.get(key)
     if watcher is None or watcher.closed:
         watcher = watchers[key] = JobWatcher(make_hook(), settings.requests_per_minute, key)
@@ -86,7 +88,7 @@ class JobWatcher:
     :param key: Its key in :data:`WATCHERS`.
     """
 
-    def __init__(self, hook: GradientHook, per_minute: int, key: tuple[str, str]) -> None:
+    def __init__(self, hook: GradientHook, per_minute: int, key: tuple[Any, ...]) -> None:
         self._hook = hook
         self._per_minute = per_minute
         self._key = key

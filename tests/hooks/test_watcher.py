@@ -466,3 +466,28 @@ def test_a_job_seen_ended_is_not_watched_again_by_a_late_sweep(emu: GradientEmul
             await hook.aclose()
 
     assert asyncio.run(scenario()) == (3, 2)
+
+
+def test_connections_of_one_token_with_other_limits_get_their_own_watcher(
+    emu: GradientEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Catches a watcher keyed on the token alone: a second connection of the same token with another
+    minute limit would have its sweeps paced by the first connection's limit.
+    """
+    value = json.loads(emu.airflow_conn_json())
+    value["extra"] = {"requests_per_minute": 60, "requests_per_hour": 100_000_000}
+    monkeypatch.setenv("AIRFLOW_CONN_GRADIENT_SLOW", json.dumps(value))
+    jobs = list(_start_jobs(emu, 3))
+
+    async def scenario() -> list[int]:
+        fast, slow = GradientHook(), GradientHook(gradient_conn_id="gradient_slow")
+        try:
+            await fast.aobserve_indexing_job(jobs[0])
+            await slow.aobserve_indexing_job(jobs[1])
+            return sorted(w._per_minute for w in _watcher.WATCHERS[asyncio.get_running_loop()].values())
+        finally:
+            await fast.aclose()
+            await slow.aclose()
+
+    assert asyncio.run(scenario()) == [60, 1_000_000]
