@@ -46,6 +46,7 @@ __all__ = [
     "order_of",
     "page_size",
     "pause_after_failures",
+    "pause_after_sweep",
     "retry_after_failure",
     "sweep_gap",
     "worth_sweeping",
@@ -160,6 +161,16 @@ def pause_after_failures(failures: int, rate_limited: bool = False) -> float:
     return min(MAX_FAILURE_PAUSE, FAILURE_PAUSE * 2.0 ** (failures - 1))
 
 
+def pause_after_sweep(memory: Memory) -> float:
+    """
+    Seconds to read jobs by GET only after a sweep that left ``memory``: :data:`MAX_FAILURE_PAUSE`
+    when the list cannot be swept (oldest first with no last page known: each sweep would read
+    the oldest jobs' page and serve nothing), else none. The list is looked at again after that,
+    in case its answers say more.
+    """
+    return MAX_FAILURE_PAUSE if memory.end_unknown else 0.0
+
+
 def retry_after_failure(failures: int, rate_limited: bool) -> bool:
     """
     Whether the reads a failed sweep should have served wait for the next sweep instead of each
@@ -182,6 +193,9 @@ class Memory:
     order: ListOrder = ListOrder.UNKNOWN
     total: int | None = None
     depth: int | None = None
+    #: The list is oldest first and its answers tell neither its last page nor its length: a sweep
+    #: can only read its first page (the oldest jobs), so it serves nothing.
+    end_unknown: bool = False
 
 
 class Sweep:
@@ -249,7 +263,8 @@ class Sweep:
             depth = max(self._positions) + 1
         elif self._positions and self.order is ListOrder.OLDEST and self.total is not None:
             depth = max(1, self.total - min(self._positions))
-        return Memory(self.order, self.total, depth)
+        end_unknown = self.order is ListOrder.OLDEST and self.pages is None and self.total is None
+        return Memory(self.order, self.total, depth, end_unknown)
 
     # ----------------------------------------------------------------------------------------
 

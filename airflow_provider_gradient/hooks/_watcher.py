@@ -221,6 +221,7 @@ class JobWatcher:
             try:
                 found = await self._sweep(targets)
                 self._failed_in_row = 0
+                self._paused_until = time.monotonic() + _sweep.pause_after_sweep(self._memory)
             except Exception as err:  # never fail a wait: its reader GETs its job instead
                 self.failures += 1
                 self._failed_in_row += 1

@@ -491,3 +491,32 @@ def test_connections_of_one_token_with_other_limits_get_their_own_watcher(
             await slow.aclose()
 
     assert asyncio.run(scenario()) == [60, 1_000_000]
+
+
+@pytest.mark.parametrize("gradient_list_order", ["oldest"])
+def test_an_oldest_first_list_that_hides_its_end_is_not_swept_again_and_again(
+    emu: GradientEmulator, gradient_list_order: str
+) -> None:
+    """
+    Catches sweeps of an oldest-first list whose answers give no ``meta`` and no ``links``: each
+    would read the page of the oldest jobs, serve nothing, and cost one request per sweep forever.
+    """
+    jobs = list(_start_jobs(emu, 20))
+    emu.faults.add(operation=LIST, kind="missing_fields", fields=["meta", "links"], times=None)
+
+    async def scenario() -> list[IndexingJob]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)
+            results = []
+            for _ in range(3):
+                results += await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            return results
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    assert [job.uuid for job in asyncio.run(scenario())] == jobs * 3
+    assert emu.count("GET", LIST) == 1  # one look, then the per-job GETs serve until the pause ends
+    assert emu.count("GET", GET) == 4 * len(jobs)
