@@ -217,7 +217,8 @@ class JobWatcher:
         batch = {uuid: futures for uuid, futures in batch.items() if not all(f.done() for f in futures)}
         targets = {uuid: self._created[uuid] for uuid in batch if uuid in self._created}
         found: dict[str, IndexingJob] = {}
-        if _sweep.worth_sweeping(len(targets)):
+        # Reads queued while the last sweep was failing (or found the list unsweepable) respect its pause.
+        if _sweep.worth_sweeping(len(targets)) and time.monotonic() >= self._paused_until:
             try:
                 found = await self._sweep(targets)
                 self._failed_in_row = 0

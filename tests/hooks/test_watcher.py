@@ -520,3 +520,36 @@ def test_an_oldest_first_list_that_hides_its_end_is_not_swept_again_and_again(
     assert [job.uuid for job in asyncio.run(scenario())] == jobs * 3
     assert emu.count("GET", LIST) == 1  # one look, then the per-job GETs serve until the pause ends
     assert emu.count("GET", GET) == 4 * len(jobs)
+
+
+def test_reads_queued_during_a_failing_sweep_respect_its_pause(
+    emu: GradientEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Catches reads that queued while a sweep was failing being swept again right after it, despite
+    the pause that failure set: a list that keeps failing then costs a request per sweep.
+    """
+    value = json.loads(emu.airflow_conn_json())
+    value["extra"] = {"requests_per_minute": 1_000_000, "requests_per_hour": 100_000_000, "timeout": 1.0}
+    monkeypatch.setenv("AIRFLOW_CONN_GRADIENT_DEFAULT", json.dumps(value))
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[list[IndexingJob], int]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            emu.faults.add(operation=LIST, kind="delay", seconds=5.0, times=None)  # the list times out
+            first = asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs[:10]))
+            while not watcher._serving:  # noqa: ASYNC110 - until the sweep for the first reads is under way
+                await asyncio.sleep(0)
+            second = asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs[10:]))
+            results = [*await first, *await second]
+            return results, watcher.failures
+        finally:
+            await hook.aclose()
+
+    results, failures = asyncio.run(scenario())
+    assert [job.uuid for job in results] == jobs
+    assert failures == 1
