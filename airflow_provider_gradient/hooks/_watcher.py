@@ -25,6 +25,7 @@ wait for the next sweep, once (:func:`~airflow_provider_gradient._sweep.retry_af
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import statistics
@@ -173,7 +174,11 @@ class JobWatcher:
         future: asyncio.Future[IndexingJob | None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(uuid, []).append(future)
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="gradient-job-watcher")
+            # Under an empty context: the watcher serves every wait, not the one whose read started
+            # it (its log lines must not go to that trigger's log, nor carry its context).
+            loop = asyncio.get_running_loop()
+            self._task = contextvars.Context().run(loop.create_task, self._run(), name="gradient-job-watcher")
+            self._task.add_done_callback(_log_stop)
         self._wake.set()
         if max_wait is None:
             return await future
@@ -285,6 +290,12 @@ class JobWatcher:
             if now - ended > READS_KEPT:
                 del self._ended[uuid]
         self._gap_now()
+
+
+def _log_stop(task: asyncio.Task[None]) -> None:
+    """Log a watcher that stopped on an unexpected error (its readers were answered ``None``)."""
+    if not task.cancelled() and (err := task.exception()) is not None:
+        log.error("The job watcher stopped on an unexpected error; its waits read their jobs by GET.", exc_info=err)
 
 
 def _answer(futures: list[asyncio.Future[Any]], job: IndexingJob | None) -> None:

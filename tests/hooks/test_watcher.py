@@ -8,7 +8,9 @@ emulator's own state and the cost against its request log.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import logging
 import time
 from collections import Counter
 from typing import Any
@@ -553,3 +555,39 @@ def test_reads_queued_during_a_failing_sweep_respect_its_pause(
     results, failures = asyncio.run(scenario())
     assert [job.uuid for job in results] == jobs
     assert failures == 1
+
+
+WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who")
+
+
+def test_the_watcher_does_not_run_in_the_context_of_the_read_that_started_it(emu: GradientEmulator) -> None:
+    """
+    Catches a watcher task that inherits the context of the first trigger that read through it: its
+    log lines (a failed sweep's warning here) would carry that trigger's context (its log file).
+    """
+    jobs = list(_start_jobs(emu, 10))
+    seen: list[str | None] = []
+
+    class Spy(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            seen.append(WHO.get(None))
+            return True
+
+    async def scenario() -> None:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)
+            emu.faults.add(operation=LIST, kind="status", status=500)
+            WHO.set("the first trigger")
+            await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+        finally:
+            await hook.aclose()
+
+    spy = Spy()
+    logging.getLogger(_watcher.__name__).addFilter(spy)
+    try:
+        asyncio.run(scenario())
+    finally:
+        logging.getLogger(_watcher.__name__).removeFilter(spy)
+    assert seen == [None]  # the failed sweep's warning, logged outside the trigger's context
