@@ -591,3 +591,32 @@ def test_the_watcher_does_not_run_in_the_context_of_the_read_that_started_it(emu
     finally:
         logging.getLogger(_watcher.__name__).removeFilter(spy)
     assert seen == [None]  # the failed sweep's warning, logged outside the trigger's context
+
+
+def test_the_async_wait_driver_reads_by_get_when_the_next_sweep_is_after_its_poll_interval(
+    emu: GradientEmulator, shifted: _ShiftedClock
+) -> None:
+    """
+    Catches the async driver reading through the watcher without its poll interval as the bound:
+    a trigger polling every 2 s next to triggers polling every 100 s would wait ~25 s per poll.
+    """
+    from airflow_provider_gradient._wait import JobWait
+    from airflow_provider_gradient._wait_drivers import astep
+
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[dict[str, Any] | None, int, int]:
+        hook = GradientHook()
+        try:
+            await _watched_with_a_sweep_planned(hook, jobs, shifted)
+            shifted.offset += 1.0  # the next sweep is 24 s away
+            gets, lists = emu.count("GET", GET), emu.count("GET", LIST)
+            wait = JobWait(jobs[0], poll_interval=2.0)
+            event = await asyncio.wait_for(astep(wait, hook, log=logging.getLogger(__name__)), 15.0)
+            assert wait.last_job is not None, "the poll waited for a sweep planned ~24 s later"
+            return event, emu.count("GET", GET) - gets, emu.count("GET", LIST) - lists
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    assert asyncio.run(scenario()) == (None, 1, 0)  # still running; its own GET, no list read
