@@ -57,7 +57,7 @@ FORGET_AFTER = 120.0
 READS_KEPT = 3600.0
 
 #: One watcher per event loop and connection settings that shape its requests (API base URL, token,
-#: proxy, timeouts, minute limit, retry budget); the key never contains the token itself.
+#: proxy, timeouts, minute limit, retry policy); the key never contains the token itself.
 #: Keyed by the loop object, weakly, like the request budgets.
 WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], JobWatcher]] = (
     weakref.WeakKeyDictionary()
