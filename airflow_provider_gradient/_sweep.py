@@ -41,10 +41,13 @@ __all__ = [
     "ListOrder",
     "Memory",
     "Sweep",
+    "can_wait_for_sweep",
     "expected_batch",
     "order_of",
     "page_size",
     "pause_after_failures",
+    "pause_after_sweep",
+    "retry_after_failure",
     "sweep_gap",
     "worth_sweeping",
 ]
@@ -100,6 +103,16 @@ def worth_sweeping(waiting: float) -> bool:
     return waiting >= MIN_WATCHED
 
 
+def can_wait_for_sweep(starts_in: float, max_wait: float | None) -> bool:
+    """
+    Whether a read should queue for the next sweep, which is planned to start in ``starts_in``
+    seconds, when its reader may wait at most ``max_wait`` seconds (``None``: any time): a read
+    whose sweep starts too late is read by its own GET at once, so no wait polls less often than
+    it asked for because of its neighbours, nor overruns its deadline.
+    """
+    return max_wait is None or max(0.0, starts_in) <= max_wait
+
+
 def expected_batch(watched: int, poll_gap: float | None, gap: float) -> float:
     """
     How many reads one sweep can expect to serve: the watched jobs' reads are spread over their
@@ -148,6 +161,28 @@ def pause_after_failures(failures: int, rate_limited: bool = False) -> float:
     return min(MAX_FAILURE_PAUSE, FAILURE_PAUSE * 2.0 ** (failures - 1))
 
 
+def pause_after_sweep(memory: Memory) -> float:
+    """
+    Seconds to read jobs by GET only after a sweep that left ``memory``: :data:`MAX_FAILURE_PAUSE`
+    when the list cannot be swept (oldest first with no last page known: each sweep would read
+    the oldest jobs' page and serve nothing), else none. The list is looked at again after that,
+    in case its answers say more.
+    """
+    return MAX_FAILURE_PAUSE if memory.end_unknown else 0.0
+
+
+def retry_after_failure(failures: int, rate_limited: bool) -> bool:
+    """
+    Whether the reads a failed sweep should have served wait for the next sweep instead of each
+    reading its job by GET at once: after the first rate-limited failure in a row (N GETs into a
+    token that is being refused would cost N requests where one page would do; the next sweep waits
+    in the budget until the server's ``retry-after``). Each reader still waits no longer than it
+    allowed; after a second failure in a row every reader GETs its job, so no read waits for a list
+    that keeps failing.
+    """
+    return rate_limited and failures == 1
+
+
 @dataclass(frozen=True)
 class Memory:
     """
@@ -158,6 +193,9 @@ class Memory:
     order: ListOrder = ListOrder.UNKNOWN
     total: int | None = None
     depth: int | None = None
+    #: The list is oldest first and its answers tell neither its last page nor its length: a sweep
+    #: can only read its first page (the oldest jobs), so it serves nothing.
+    end_unknown: bool = False
 
 
 class Sweep:
@@ -225,7 +263,8 @@ class Sweep:
             depth = max(self._positions) + 1
         elif self._positions and self.order is ListOrder.OLDEST and self.total is not None:
             depth = max(1, self.total - min(self._positions))
-        return Memory(self.order, self.total, depth)
+        end_unknown = self.order is ListOrder.OLDEST and self.pages is None and self.total is None
+        return Memory(self.order, self.total, depth, end_unknown)
 
     # ----------------------------------------------------------------------------------------
 

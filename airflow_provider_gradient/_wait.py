@@ -174,6 +174,19 @@ class _Wait:
             delay = max(0.0, min(delay, self.end_time - now + DEADLINE_MARGIN))
         return delay
 
+    def read_patience(self, now: float) -> float:
+        """
+        Seconds a read may wait to be served with other waits' reads (a sweep of the job list)
+        before the reader reads by itself: never longer than one poll interval, nor past the
+        deadline.
+
+        :param now: The current time (epoch seconds).
+        """
+        patience = self.poll_interval
+        if self.end_time is not None:
+            patience = min(patience, self.end_time - now)
+        return max(0.0, patience)
+
     def on_error(self, error: BaseException, now: float) -> dict[str, Any] | None:
         """
         The event that ends the wait after a failed read, or ``None`` when the error is tolerated.

@@ -141,14 +141,16 @@ def wait_for_event(
 # -------------------------------------------------------------------------------------------
 
 
-async def _aread_job(hook: GradientHook, uuid: str, read_job: ReadJob | None) -> IndexingJob:
-    """The one place the async driver reads a job."""
-    return await (read_job or hook.aobserve_indexing_job)(uuid)
+async def _aread_job(hook: GradientHook, uuid: str, read_job: ReadJob | None, max_wait: float) -> IndexingJob:
+    """The one place the async driver reads a job (waiting at most ``max_wait`` for a sweep)."""
+    if read_job is not None:
+        return await read_job(uuid)
+    return await hook.aobserve_indexing_job(uuid, max_wait=max_wait)
 
 
-async def _aread(hook: GradientHook, read: Read, read_job: ReadJob | None) -> Any:
+async def _aread(hook: GradientHook, read: Read, read_job: ReadJob | None, max_wait: float) -> Any:
     if read.kind == "job":
-        return await _aread_job(hook, read.uuid, read_job)
+        return await _aread_job(hook, read.uuid, read_job, max_wait)
     if read.kind == "data_sources":
         return await hook.alist_indexing_job_data_sources(read.uuid)
     return await hook.aget_knowledge_base(read.uuid)
@@ -170,7 +172,7 @@ async def astep(
     """
     while True:
         try:
-            event = wait.evaluate(await _aread(hook, wait.next_read(), read_job))
+            event = wait.evaluate(await _aread(hook, wait.next_read(), read_job, wait.read_patience(clock())))
         except GradientError as err:
             event = wait.on_error(err, clock())
         _log_note(wait, log)

@@ -250,3 +250,42 @@ def test_expected_batch_is_the_share_of_reads_a_sweep_gathers() -> None:
     assert not _sweep.worth_sweeping(_sweep.expected_batch(10, 30.0, 7.5))
     assert _sweep.worth_sweeping(_sweep.expected_batch(12, 30.0, 7.5))
     assert _sweep.expected_batch(10, 0.5, 1.0) == 10.0  # reads faster than sweeps: all of them
+
+
+def test_a_read_queues_only_for_a_sweep_that_starts_within_its_max_wait() -> None:
+    """Catches a read made to wait for a sweep planned after its reader's poll interval or deadline."""
+    assert _sweep.can_wait_for_sweep(5.0, None)
+    assert _sweep.can_wait_for_sweep(5.0, 5.0)
+    assert _sweep.can_wait_for_sweep(-3.0, 0.0)  # due already
+    assert not _sweep.can_wait_for_sweep(5.0, 4.9)
+    assert not _sweep.can_wait_for_sweep(0.1, 0.0)
+
+
+def test_only_a_first_rate_limited_failure_keeps_the_reads_for_the_next_sweep() -> None:
+    """Catches a 429 on the list turned into one GET per read at once, and reads held for a list that keeps failing."""
+    assert _sweep.retry_after_failure(1, rate_limited=True)
+    assert not _sweep.retry_after_failure(2, rate_limited=True)  # then every reader GETs its job
+    assert not _sweep.retry_after_failure(1, rate_limited=False)
+
+
+def test_an_oldest_first_list_without_its_end_is_not_swept_again_for_a_while() -> None:
+    """
+    Catches sweeps that read the oldest jobs' page forever: an oldest-first list whose answers
+    give neither ``meta.pages`` nor ``links.pages.last`` nor a total cannot be swept.
+    """
+    jobs = _jobs(500)
+    watched = jobs[-20:]
+    sweep = Sweep(_targets(watched), Memory())
+    listed = _listed(jobs, "oldest")
+    while (number := sweep.next_page()) is not None:
+        chunk = listed[(number - 1) * sweep.per_page : number * sweep.per_page]
+        sweep.feed(number, IndexingJobPage(jobs=chunk))  # no meta, no links
+    assert sweep.found == {}
+    memory = sweep.memory()
+    assert memory.end_unknown
+    assert _sweep.pause_after_sweep(memory) == _sweep.MAX_FAILURE_PAUSE
+    # With its length or last page known, the list is swept from its end: no pause.
+    assert _sweep.pause_after_sweep(Memory(ListOrder.OLDEST, 500, 20)) == 0.0
+    sweep = Sweep(_targets(watched), Memory())
+    assert _run(sweep, listed)  # (pages with meta)
+    assert not sweep.memory().end_unknown

@@ -320,3 +320,10 @@ def test_watch_rounds_back_off_while_they_fail_and_honour_retry_after() -> None:
     assert 9 <= pacing.next_read_in() <= 11  # a good round: back to the normal pace
     level, message = pacing.on_error(GradientNotFoundError(http_status=404, error_id=None, message="gone"), "x")
     assert (level, message.endswith("Retrying later.")) == (logging.ERROR, True)
+
+
+def test_a_read_waits_for_others_at_most_a_poll_interval_and_never_past_the_deadline() -> None:
+    """Catches a read allowed to wait for a sweep longer than its poll interval or its deadline."""
+    assert JobWait(JOB, poll_interval=30.0).read_patience(1000.0) == 30.0
+    assert JobWait(JOB, poll_interval=30.0, end_time=1010.0).read_patience(1000.0) == 10.0
+    assert JobWait(JOB, poll_interval=30.0, end_time=990.0).read_patience(1000.0) == 0.0

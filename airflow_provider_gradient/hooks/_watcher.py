@@ -1,6 +1,7 @@
 """
-One job watcher per event loop and token: many waits' reads of their jobs served by sweeps of the
-team's job list (the decisions are in :mod:`airflow_provider_gradient._sweep`).
+One job watcher per event loop and connection settings (token, API, proxy, timeouts, limits): many
+waits' reads of their jobs served by sweeps of the team's job list (the decisions are in
+:mod:`airflow_provider_gradient._sweep`).
 
 A wait reads its job through :meth:`GradientHook.aobserve_indexing_job
 <airflow_provider_gradient.hooks.gradient.GradientHook.aobserve_indexing_job>`. The watcher of its
@@ -17,12 +18,14 @@ its loop ends, and the next read builds a new one. A restarted or handed-over tr
 needs nothing from it. Its list requests go through the token's request budget as background
 traffic, like the polls they replace, and are not retried: a failed sweep is replaced by the
 per-job GETs at once, and sweeps pause for a while
-(:func:`~airflow_provider_gradient._sweep.pause_after_failures`).
+(:func:`~airflow_provider_gradient._sweep.pause_after_failures`); only after a 429 do its reads
+wait for the next sweep, once (:func:`~airflow_provider_gradient._sweep.retry_after_failure`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import statistics
@@ -46,12 +49,17 @@ log = logging.getLogger(__name__)
 
 #: Seconds without any read after which a watcher stops (the next read builds a new one).
 IDLE = 600.0
-#: A watched job not read for this long (or four of its read intervals, if longer) is forgotten.
+#: A watched job not read for this long (or four of its read intervals, if longer) is no longer
+#: watched (its next read is its own GET again).
 FORGET_AFTER = 120.0
+#: How long the time of a job's last read is kept (or four of its read intervals, if longer): long
+#: enough to learn the interval of waits that poll every few minutes, so that they are watched too.
+READS_KEPT = 3600.0
 
-#: One watcher per event loop and (API base URL, token); the key never contains the token itself.
+#: One watcher per event loop and connection settings that shape its requests (API base URL, token,
+#: proxy, timeouts, minute limit, retry policy); the key never contains the token itself.
 #: Keyed by the loop object, weakly, like the request budgets.
-WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], JobWatcher]] = (
+WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], JobWatcher]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -65,7 +73,7 @@ def watcher_for(settings: ClientSettings, make_hook: Callable[[], GradientHook])
     """
     loop = asyncio.get_running_loop()
     watchers = WATCHERS.setdefault(loop, {})
-    key = (settings.base_url, settings.token_key)
+    key = (*settings.pool_key, settings.requests_per_minute, settings.retry)
     watcher = watchers.get(key)
     if watcher is None or watcher.closed:
         watcher = watchers[key] = JobWatcher(make_hook(), settings.requests_per_minute, key)
@@ -81,19 +89,21 @@ class JobWatcher:
     :param key: Its key in :data:`WATCHERS`.
     """
 
-    def __init__(self, hook: GradientHook, per_minute: int, key: tuple[str, str]) -> None:
+    def __init__(self, hook: GradientHook, per_minute: int, key: tuple[Any, ...]) -> None:
         self._hook = hook
         self._per_minute = per_minute
         self._key = key
         self._created: dict[str, datetime] = {}  # watched jobs (not ended) -> created_at
         self._last_read: dict[str, float] = {}  # uuid -> monotonic time of its last read
         self._gap: dict[str, float] = {}  # uuid -> its reads' interval (smoothed)
+        self._ended: dict[str, float] = {}  # uuid -> monotonic time it was seen ended
         self._pending: dict[str, list[asyncio.Future[IndexingJob | None]]] = {}
         self._serving: dict[str, list[asyncio.Future[IndexingJob | None]]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._memory = _sweep.Memory()
         self._last_start = -math.inf
+        self._every = _sweep.MIN_SWEEP_GAP  # the time between sweeps, as last computed
         self._last_pages = 0
         self._failed_in_row = 0
         self._last_forget = time.monotonic()
@@ -120,18 +130,30 @@ class JobWatcher:
         return len(self._last_read)
 
     def learn(self, job: IndexingJob) -> None:
-        """Note a job read by its own GET: watch it while it runs, forget it once it has ended."""
+        """
+        Note a job as read: watch it while it runs, forget it once it has ended. A job once seen
+        ended is not watched again (a sweep that read it still running may answer after a GET saw
+        its end).
+        """
         if not job.uuid:
             return
-        if job.is_terminal or job.created_at is None:
+        if job.is_terminal:
+            self._ended[job.uuid] = time.monotonic()
+        if job.is_terminal or job.created_at is None or job.uuid in self._ended:
             self._created.pop(job.uuid, None)  # an ended job is read no more (a reader GETs it again)
         else:
             self._created[job.uuid] = job.created_at
 
-    async def observe(self, uuid: str) -> IndexingJob | None:
+    async def observe(self, uuid: str, max_wait: float | None = None) -> IndexingJob | None:
         """
         The job's state from the next sweep that starts after this call, or ``None`` when the
-        caller must read it by its own GET (unknown job, too few watched, not seen, sweep failed).
+        caller must read it by its own GET (unknown job, too few watched, not seen, sweep failed,
+        or no sweep can answer within ``max_wait`` seconds).
+
+        :param uuid: The job.
+        :param max_wait: The longest the caller may wait for a sweep (``None``: no limit). A read
+            whose next sweep is planned to start later is answered ``None`` at once; one whose sweep
+            has not answered by then is answered ``None`` when the time is up.
         """
         now = time.monotonic()
         last = self._last_read.get(uuid)
@@ -146,14 +168,24 @@ class JobWatcher:
             or now < self._paused_until
             or uuid not in self._created
             or not _sweep.worth_sweeping(len(self._created) * self._share)
+            or not _sweep.can_wait_for_sweep(self._last_start + self._every - now, max_wait)
         ):
             return None
         future: asyncio.Future[IndexingJob | None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(uuid, []).append(future)
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="gradient-job-watcher")
+            # Under an empty context: the watcher serves every wait, not the one whose read started
+            # it (its log lines must not go to that trigger's log, nor carry its context).
+            loop = asyncio.get_running_loop()
+            self._task = contextvars.Context().run(loop.create_task, self._run(), name="gradient-job-watcher")
+            self._task.add_done_callback(_log_stop)
         self._wake.set()
-        return await future
+        if max_wait is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, max_wait)  # cancels the future when the time is up
+        except asyncio.TimeoutError:
+            return None  # the reader GETs its job; the sweep skips a read nobody waits for
 
     # ----------------------------------------------------------------------------------------
 
@@ -187,16 +219,25 @@ class JobWatcher:
 
     async def _serve(self, batch: dict[str, list[asyncio.Future[IndexingJob | None]]]) -> None:
         self._forget_idle(time.monotonic())
+        batch = {uuid: futures for uuid, futures in batch.items() if not all(f.done() for f in futures)}
         targets = {uuid: self._created[uuid] for uuid in batch if uuid in self._created}
         found: dict[str, IndexingJob] = {}
-        if _sweep.worth_sweeping(len(targets)):
+        # Reads queued while the last sweep was failing (or found the list unsweepable) respect its pause.
+        if _sweep.worth_sweeping(len(targets)) and time.monotonic() >= self._paused_until:
             try:
                 found = await self._sweep(targets)
                 self._failed_in_row = 0
+                self._paused_until = time.monotonic() + _sweep.pause_after_sweep(self._memory)
             except Exception as err:  # never fail a wait: its reader GETs its job instead
                 self.failures += 1
                 self._failed_in_row += 1
-                pause = _sweep.pause_after_failures(self._failed_in_row, isinstance(err, GradientRateLimitError))
+                rate_limited = isinstance(err, GradientRateLimitError)
+                if _sweep.retry_after_failure(self._failed_in_row, rate_limited):
+                    log.info("Sweeping the job list was rate limited (%s); the next sweep serves its reads.", err)
+                    for uuid, futures in batch.items():
+                        self._pending.setdefault(uuid, []).extend(futures)
+                    return
+                pause = _sweep.pause_after_failures(self._failed_in_row, rate_limited)
                 self._paused_until = time.monotonic() + pause
                 log.warning(
                     "Sweeping the job list failed (%s); reading the %d jobs one by one%s.",
@@ -208,7 +249,7 @@ class JobWatcher:
             job = found.get(uuid)
             if job is not None:
                 self.learn(job)
-                self.served += len(futures)
+                self.served += sum(not future.done() for future in futures)
             _answer(futures, job)
 
     async def _sweep(self, targets: dict[str, datetime]) -> dict[str, IndexingJob]:
@@ -227,6 +268,7 @@ class JobWatcher:
         poll_gap = self._poll_gap()
         gap = _sweep.sweep_gap(poll_gap, self._last_pages, self._per_minute)
         self._share = _sweep.expected_batch(1, poll_gap, gap)
+        self._every = gap
         return gap
 
     def _poll_gap(self) -> float | None:
@@ -237,11 +279,23 @@ class JobWatcher:
     def _forget_idle(self, now: float) -> None:
         self._last_forget = now
         for uuid, last in list(self._last_read.items()):
-            if now - last > max(FORGET_AFTER, 4 * self._gap.get(uuid, 0.0)):
+            idle = now - last
+            read_gaps = 4 * self._gap.get(uuid, 0.0)
+            if idle > max(FORGET_AFTER, read_gaps):
+                self._created.pop(uuid, None)
+            if idle > max(READS_KEPT, read_gaps):
                 del self._last_read[uuid]
                 self._gap.pop(uuid, None)
-                self._created.pop(uuid, None)
+        for uuid, ended in list(self._ended.items()):
+            if now - ended > READS_KEPT:
+                del self._ended[uuid]
         self._gap_now()
+
+
+def _log_stop(task: asyncio.Task[None]) -> None:
+    """Log a watcher that stopped on an unexpected error (its readers were answered ``None``)."""
+    if not task.cancelled() and (err := task.exception()) is not None:
+        log.error("The job watcher stopped on an unexpected error; its waits read their jobs by GET.", exc_info=err)
 
 
 def _answer(futures: list[asyncio.Future[Any]], job: IndexingJob | None) -> None:

@@ -538,7 +538,7 @@ class GradientHook(BaseHook):
         """Async :meth:`get_indexing_job`."""
         return await self.arun(_api.get_indexing_job(indexing_job_uuid))
 
-    async def aobserve_indexing_job(self, indexing_job_uuid: str) -> IndexingJob:
+    async def aobserve_indexing_job(self, indexing_job_uuid: str, max_wait: float | None = None) -> IndexingJob:
         """
         :meth:`aget_indexing_job` for a wait that reads its job again and again: the same result
         and the same errors, but many waits on one event loop and token are served together by
@@ -546,6 +546,11 @@ class GradientHook(BaseHook):
         instead of one GET each. A job's first read, a job a sweep did not see, and every read while
         too few jobs are watched for a sweep to pay are the job's own GET; so is every read when
         the watcher fails. See ``docs/production.md``, "Many waits on one token".
+
+        :param indexing_job_uuid: The job to read.
+        :param max_wait: Seconds the read may wait for a sweep before it reads the job by its own
+            GET (``None``: as long as the next sweep takes). The async wait driver passes its poll
+            interval, cut to the time left before its deadline.
         """
         op = _api.get_indexing_job(indexing_job_uuid)  # bad input fails here, before any request
         uuid = _api.validate_uuid(indexing_job_uuid, "indexing_job_uuid")
@@ -556,7 +561,7 @@ class GradientHook(BaseHook):
         job = None
         try:
             watcher = watcher_for(settings, self._watcher_hook)
-            job = await watcher.observe(uuid)
+            job = await watcher.observe(uuid, max_wait)
         except Exception as err:  # never fail a wait because of the watcher: read the job directly
             self.log.warning("The job watcher failed (%s); reading indexing job %s by itself.", err, uuid)
         if job is None:

@@ -582,17 +582,29 @@ class GradientCancelIndexingJobOperator(_GradientOperatorMixin, BaseOperator):
         return None
 
     def _await_end(self, uuid: str, job: IndexingJob) -> IndexingJob:
-        give_up = time.monotonic() + self.cancellation_timeout
-        while not job.is_terminal:
-            if time.monotonic() >= give_up:
-                raise GradientJobTimeoutError(
-                    f"Indexing job {uuid} still reports {job.describe()} {self.cancellation_timeout:.0f}s "
-                    "after it was asked to cancel.",
-                    indexing_job_uuid=uuid,
-                    phase=job.phase,
-                    status=job.status,
-                )
-            time.sleep(min(self.poll_interval, max(0.0, give_up - time.monotonic())))
-            job = self.hook.get_indexing_job(uuid)
+        """Wait until the job reports its end, by the rules of every wait (its error tolerance too)."""
+        wait = JobWait(
+            uuid,
+            poll_interval=self.poll_interval,
+            end_time=time.time() + self.cancellation_timeout,
+            cancel_on_timeout=False,
+        )
+        wait.last_job = job
+        if not job.is_terminal:
+            event = wait_for_event(wait, self.hook, log=self.log)
+            job = wait.last_job or job
+            self._raise_unless_ended(uuid, job, event)
         self.log.info("Indexing job %s ended: %s.", uuid, job.describe())
         return job
+
+    def _raise_unless_ended(self, uuid: str, job: IndexingJob, event: dict[str, Any]) -> None:
+        if event["status"] == "timeout":
+            raise GradientJobTimeoutError(
+                f"Indexing job {uuid} still reports {job.describe()} {self.cancellation_timeout:.0f}s "
+                "after it was asked to cancel.",
+                indexing_job_uuid=uuid,
+                phase=job.phase,
+                status=job.status,
+            )
+        if event["status"] == "error":
+            _outcome.finish(event, fail_on_partial=False, log=self.log)  # raises the wait's error

@@ -146,7 +146,10 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         return None, optional_uuid(self.knowledge_base_uuid, "knowledge_base_uuid", required=True)
 
     def _wait(self) -> JobWait | KnowledgeBaseWait:
-        """This run's wait (kept across pokes, so the error tolerance spans them)."""
+        """
+        This instance's wait. In poke mode one instance makes every poke of a try, so the error
+        tolerance spans them; in reschedule mode each poke is a new instance and starts anew.
+        """
         if self._waiting is None:
             job_uuid, kb_uuid = self._targets()
             common: dict[str, Any] = {"poll_interval": self.poke_interval, "error_tolerance": self.error_tolerance}
@@ -176,7 +179,9 @@ class GradientIndexingJobSensor(BaseSensorOperator):
         Check once; done when the job or knowledge base reached a verdict.
 
         A transient API failure (connection, timeout, 429, 5xx) that outlasted the hook's retries
-        counts as "not yet" until such failures have lasted ``error_tolerance``, as in the trigger.
+        counts as "not yet" until such failures have lasted ``error_tolerance``, as in the trigger
+        (in poke mode, across the pokes of a try; in reschedule mode each poke starts anew, so the
+        sensor's ``timeout`` bounds the wait).
         """
         event = self._check()
         if event is None:

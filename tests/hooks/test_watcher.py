@@ -8,7 +8,10 @@ emulator's own state and the cost against its request log.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import logging
+import time
 from collections import Counter
 from typing import Any
 
@@ -261,18 +264,359 @@ def test_jobs_no_longer_read_are_forgotten_also_without_sweeps(
 ) -> None:
     first, second = _start_jobs(emu, 2)
 
-    async def scenario() -> tuple[int, int]:
+    async def scenario() -> list[tuple[int, int]]:
         hook = GradientHook()
         try:
             await hook.aobserve_indexing_job(first)
             await hook.aobserve_indexing_job(second)
             (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
-            before = watcher.remembered
+            counts = [(watcher.watched, watcher.remembered)]
             monkeypatch.setattr(_watcher, "FORGET_AFTER", 0.0)
             await asyncio.sleep(0.01)
             await hook.aobserve_indexing_job(second)
-            return before, watcher.remembered
+            counts.append((watcher.watched, watcher.remembered))
+            monkeypatch.setattr(_watcher, "READS_KEPT", 0.0)
+            await asyncio.sleep(0.01)
+            await hook.aobserve_indexing_job(second)
+            counts.append((watcher.watched, watcher.remembered))
+            return counts
         finally:
             await hook.aclose()
 
-    assert asyncio.run(scenario()) == (2, 1)  # the job read again is kept, the other forgotten
+    # The job read again is kept; the other is no longer watched, and its last read is forgotten later.
+    assert asyncio.run(scenario()) == [(2, 2), (1, 2), (1, 1)]
+
+
+class _ShiftedClock:
+    """The watcher's monotonic clock moved forward at will: a test's stand-in for minutes passing
+    between reads (the event loop and the emulator keep real time)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+
+@pytest.fixture
+def shifted(monkeypatch: pytest.MonkeyPatch) -> _ShiftedClock:
+    clock = _ShiftedClock()
+    monkeypatch.setattr(_watcher, "time", clock)
+    return clock
+
+
+async def _watched_with_a_sweep_planned(hook: GradientHook, jobs: list[str], shifted: _ShiftedClock) -> Any:
+    """Read ``jobs`` twice, ``poll`` seconds apart (watcher time), so one sweep serves the second
+    round and the next one is planned a quarter of ``poll`` later; the watcher."""
+    for uuid in jobs:
+        await hook.aobserve_indexing_job(uuid)  # the first reads: GETs
+    shifted.offset += 100.0  # the waits poll every 100 s: the next sweep starts 25 s after one
+    await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+    (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+    assert (watcher.sweeps, watcher.served) == (1, len(jobs))
+    return watcher
+
+
+def test_a_read_whose_next_sweep_starts_too_late_is_its_own_get_at_once(
+    emu: GradientEmulator, shifted: _ShiftedClock
+) -> None:
+    """
+    Catches a read queued for a sweep planned after its ``max_wait``: a wait polling every 2 s next
+    to waits polling every 100 s would wait ~25 s for its read (and its deadline or cancel with it).
+    """
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[int, int, int]:
+        hook = GradientHook()
+        try:
+            watcher = await _watched_with_a_sweep_planned(hook, jobs, shifted)
+            shifted.offset += 1.0  # the next sweep is 24 s away
+            gets, lists = emu.count("GET", GET), emu.count("GET", LIST)
+            job = await asyncio.wait_for(hook.aobserve_indexing_job(jobs[0], max_wait=2.0), 15.0)
+            assert job.uuid == jobs[0], "the read waited for a sweep planned ~24 s later"
+            return emu.count("GET", GET) - gets, emu.count("GET", LIST) - lists, watcher.served
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    assert asyncio.run(scenario()) == (1, 0, 20)  # its own GET, no list read, nothing served
+
+
+def test_a_read_not_answered_within_max_wait_is_its_own_get(emu: GradientEmulator, shifted: _ShiftedClock) -> None:
+    """
+    Catches a read that waits out a slow sweep (each list page may wait long in the request budget):
+    the reads must come back by their own GETs while the sweep's page is still on its way.
+    """
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[list[IndexingJob], int, int]:
+        hook = GradientHook()
+        try:
+            watcher = await _watched_with_a_sweep_planned(hook, jobs, shifted)
+            shifted.offset += 30.0  # the next sweep is due: it starts at once
+            emu.faults.add(operation=LIST, kind="delay", seconds=30.0)
+            gets, pages = emu.count("GET", GET), watcher.pages
+            results = await asyncio.gather(*(hook.aobserve_indexing_job(uuid, max_wait=0.5) for uuid in jobs))
+            assert watcher.pages == pages, "the reads waited for the slow sweep's page"
+            return results, emu.count("GET", GET) - gets, watcher.served
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    results, gets, served = asyncio.run(scenario())
+    assert [job.uuid for job in results] == jobs
+    assert (gets, served) == (len(jobs), len(jobs))  # every read its own GET; the sweep served none
+
+
+def test_a_rate_limited_list_serves_its_reads_with_the_next_sweep_not_one_get_each(emu: GradientEmulator) -> None:
+    """
+    Catches a 429 on the list answered by one GET per read at once, into the token being refused:
+    the reads must wait for the next sweep (after the retry-after), one list request for them all.
+    """
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[list[IndexingJob], int]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)  # the first reads: GETs
+            emu.faults.add(operation=LIST, kind="status", status=429, headers={"retry-after": "1"})
+            results = await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            return results, watcher.served
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    results, served = asyncio.run(scenario())
+    assert [job.uuid for job in results] == jobs
+    assert served == len(jobs)
+    assert emu.count("GET", GET) == len(jobs)  # the first reads only
+    assert emu.count("GET", LIST, status=429) == 1
+    assert emu.count("GET", LIST) == 2
+
+
+def test_a_list_that_stays_rate_limited_falls_back_to_gets(emu: GradientEmulator) -> None:
+    """Catches reads held for the next sweep again and again while the list keeps answering 429."""
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> list[IndexingJob]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)
+            emu.faults.add(operation=LIST, kind="status", status=429, times=None, headers={"retry-after": "1"})
+            return await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    assert [job.uuid for job in asyncio.run(scenario())] == jobs
+    assert emu.count("GET", LIST) == emu.count("GET", LIST, status=429) == 2  # one retry, then GETs
+    assert emu.count("GET", GET) == 2 * len(jobs)
+
+
+def test_jobs_polled_every_few_minutes_are_served_by_sweeps(emu: GradientEmulator, shifted: _ShiftedClock) -> None:
+    """
+    Catches waits that poll less often than the watcher forgets idle jobs: if a job's last read is
+    forgotten before its next one, its read interval is never learnt and every read is its own GET.
+    """
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[list[int], int]:
+        hook = GradientHook()
+        gets = []
+        try:
+            for _ in range(4):  # four rounds of polls, 300 s apart
+                before = emu.count("GET", GET)
+                await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+                gets.append(emu.count("GET", GET) - before)
+                shifted.offset += 300.0
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            return gets, watcher.served
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    gets, served = asyncio.run(scenario())
+    assert gets[0] == len(jobs)  # the first reads
+    assert gets[2:] == [0, 0], gets  # once the interval is known, the sweeps serve every read
+    assert served >= 2 * len(jobs)
+
+
+def test_a_job_seen_ended_is_not_watched_again_by_a_late_sweep(emu: GradientEmulator) -> None:
+    """
+    Catches a sweep that read a job still running, answering after a GET saw the job end, putting
+    the ended job back on the watch list (it would be looked for by every later sweep).
+    """
+    jobs = list(_start_jobs(emu, 3))
+
+    async def scenario() -> tuple[int, int]:
+        hook = GradientHook()
+        try:
+            running = [await hook.aobserve_indexing_job(uuid) for uuid in jobs]
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            emu.clock.advance(3600.0)  # every job ends
+            ended = await hook.aget_indexing_job(jobs[0])
+            assert ended.is_terminal
+            assert not running[0].is_terminal
+            before = watcher.watched
+            watcher.learn(ended)  # a GET saw the end ...
+            watcher.learn(running[0])  # ... then a sweep that read it earlier answers
+            return before, watcher.watched
+        finally:
+            await hook.aclose()
+
+    assert asyncio.run(scenario()) == (3, 2)
+
+
+def test_connections_of_one_token_with_other_limits_get_their_own_watcher(
+    emu: GradientEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Catches a watcher keyed on the token alone: a second connection of the same token with another
+    minute limit would have its sweeps paced by the first connection's limit.
+    """
+    value = json.loads(emu.airflow_conn_json())
+    value["extra"] = {"requests_per_minute": 60, "requests_per_hour": 100_000_000}
+    monkeypatch.setenv("AIRFLOW_CONN_GRADIENT_SLOW", json.dumps(value))
+    jobs = list(_start_jobs(emu, 3))
+
+    async def scenario() -> list[int]:
+        fast, slow = GradientHook(), GradientHook(gradient_conn_id="gradient_slow")
+        try:
+            await fast.aobserve_indexing_job(jobs[0])
+            await slow.aobserve_indexing_job(jobs[1])
+            return sorted(w._per_minute for w in _watcher.WATCHERS[asyncio.get_running_loop()].values())
+        finally:
+            await fast.aclose()
+            await slow.aclose()
+
+    assert asyncio.run(scenario()) == [60, 1_000_000]
+
+
+@pytest.mark.parametrize("gradient_list_order", ["oldest"])
+def test_an_oldest_first_list_that_hides_its_end_is_not_swept_again_and_again(
+    emu: GradientEmulator, gradient_list_order: str
+) -> None:
+    """
+    Catches sweeps of an oldest-first list whose answers give no ``meta`` and no ``links``: each
+    would read the page of the oldest jobs, serve nothing, and cost one request per sweep forever.
+    """
+    jobs = list(_start_jobs(emu, 20))
+    emu.faults.add(operation=LIST, kind="missing_fields", fields=["meta", "links"], times=None)
+
+    async def scenario() -> list[IndexingJob]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)
+            results = []
+            for _ in range(3):
+                results += await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            return results
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    assert [job.uuid for job in asyncio.run(scenario())] == jobs * 3
+    assert emu.count("GET", LIST) == 1  # one look, then the per-job GETs serve until the pause ends
+    assert emu.count("GET", GET) == 4 * len(jobs)
+
+
+def test_reads_queued_during_a_failing_sweep_respect_its_pause(
+    emu: GradientEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Catches reads that queued while a sweep was failing being swept again right after it, despite
+    the pause that failure set: a list that keeps failing then costs a request per sweep.
+    """
+    value = json.loads(emu.airflow_conn_json())
+    value["extra"] = {"requests_per_minute": 1_000_000, "requests_per_hour": 100_000_000, "timeout": 1.0}
+    monkeypatch.setenv("AIRFLOW_CONN_GRADIENT_DEFAULT", json.dumps(value))
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[list[IndexingJob], int]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            emu.faults.add(operation=LIST, kind="delay", seconds=5.0, times=None)  # the list times out
+            first = asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs[:10]))
+            while not watcher._serving:  # noqa: ASYNC110 - until the sweep for the first reads is under way
+                await asyncio.sleep(0)
+            second = asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs[10:]))
+            results = [*await first, *await second]
+            return results, watcher.failures
+        finally:
+            await hook.aclose()
+
+    results, failures = asyncio.run(scenario())
+    assert [job.uuid for job in results] == jobs
+    assert failures == 1
+
+
+WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who")
+
+
+def test_the_watcher_does_not_run_in_the_context_of_the_read_that_started_it(emu: GradientEmulator) -> None:
+    """
+    Catches a watcher task that inherits the context of the first trigger that read through it: its
+    log lines (a failed sweep's warning here) would carry that trigger's context (its log file).
+    """
+    jobs = list(_start_jobs(emu, 10))
+    seen: list[str | None] = []
+
+    class Spy(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            seen.append(WHO.get(None))
+            return True
+
+    async def scenario() -> None:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:
+                await hook.aobserve_indexing_job(uuid)
+            emu.faults.add(operation=LIST, kind="status", status=500)
+            WHO.set("the first trigger")
+            await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+        finally:
+            await hook.aclose()
+
+    spy = Spy()
+    logging.getLogger(_watcher.__name__).addFilter(spy)
+    try:
+        asyncio.run(scenario())
+    finally:
+        logging.getLogger(_watcher.__name__).removeFilter(spy)
+    assert seen == [None]  # the failed sweep's warning, logged outside the trigger's context
+
+
+def test_the_async_wait_driver_reads_by_get_when_the_next_sweep_is_after_its_poll_interval(
+    emu: GradientEmulator, shifted: _ShiftedClock
+) -> None:
+    """
+    Catches the async driver reading through the watcher without its poll interval as the bound:
+    a trigger polling every 2 s next to triggers polling every 100 s would wait ~25 s per poll.
+    """
+    from airflow_provider_gradient._wait import JobWait
+    from airflow_provider_gradient._wait_drivers import astep
+
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[dict[str, Any] | None, int, int]:
+        hook = GradientHook()
+        try:
+            await _watched_with_a_sweep_planned(hook, jobs, shifted)
+            shifted.offset += 1.0  # the next sweep is 24 s away
+            gets, lists = emu.count("GET", GET), emu.count("GET", LIST)
+            wait = JobWait(jobs[0], poll_interval=2.0)
+            event = await asyncio.wait_for(astep(wait, hook, log=logging.getLogger(__name__)), 15.0)
+            assert wait.last_job is not None, "the poll waited for a sweep planned ~24 s later"
+            return event, emu.count("GET", GET) - gets, emu.count("GET", LIST) - lists
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    assert asyncio.run(scenario()) == (None, 1, 0)  # still running; its own GET, no list read

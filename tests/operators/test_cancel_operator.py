@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -158,6 +159,25 @@ def test_wait_for_cancellation_is_bounded(
     op = cancel_op(indexing_job_uuid=job, wait_for_cancellation=True, cancellation_timeout=0.5)
     with pytest.raises(GradientJobTimeoutError, match="after it was asked to cancel"):
         op.execute(make_context())
+
+
+def test_wait_for_cancellation_tolerates_a_transient_error(
+    emu: GradientEmulator, conn: str, make_context: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Catches a wait for the cancellation that fails the task on one transient error (a 503 on a
+    poll, with no HTTP-level retries) instead of tolerating it as every other wait does.
+    """
+    value = json.loads(emu.airflow_conn_json())
+    value["extra"] = {**(value.get("extra") or {}), "max_retries": 0}
+    monkeypatch.setenv("AIRFLOW_CONN_GRADIENT_DEFAULT", json.dumps(value))
+    _, job = running_job(emu)
+    emu.faults.add("genai_cancel_indexing_job", "missing_fields")
+    emu.faults.add("genai_get_indexing_job", "missing_fields", after=1, times=1)
+    emu.faults.add("genai_get_indexing_job", "status", status=503, after=2, times=1)
+    summary = cancel_op(indexing_job_uuid=job, wait_for_cancellation=True).execute(make_context())
+    assert summary["phase"] == "BATCH_JOB_PHASE_CANCELLED"
+    assert emu.count("GET", "genai_get_indexing_job", status=503) == 1
 
 
 def test_teardown_and_on_failure_usage() -> None:

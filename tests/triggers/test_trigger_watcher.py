@@ -38,7 +38,9 @@ async def test_triggers_on_one_loop_are_served_by_sweeps(
         expected[emu.start_job_server_side(kb.uuid)] = OUTCOMES[outcome]
     emu.reset_requests()
     emu.clock.speed = 10.0
-    triggers = [GradientIndexingJobTrigger(indexing_job_uuid=uuid, poll_interval=0.5) for uuid in expected]
+    # A poll waits for a sweep at most its poll interval, and sweeps are at least 1 s apart: a
+    # trigger polling faster than that reads its job by GET.
+    triggers = [GradientIndexingJobTrigger(indexing_job_uuid=uuid, poll_interval=1.0) for uuid in expected]
     events = await asyncio.wait_for(asyncio.gather(*(_event(trigger) for trigger in triggers)), 120)
 
     for uuid, event in zip(expected, events, strict=True):
