@@ -348,6 +348,22 @@ def pick_knowledge_base(knowledge_base_name: str, knowledge_bases: Iterable[Know
     )
 
 
+def page_after(first: Operation[T], op: Operation[T], page: Any, count: int, seen: set[int]) -> Operation[T] | None:
+    """
+    The operation for the page after ``page`` (the answer to ``op``, a walk begun with ``first``),
+    or ``None`` at the end: an empty page, the last page by ``meta.pages``, or no usable next link.
+
+    :param count: How many items ``page`` held.
+    :param seen: The page numbers read so far in this walk (updated).
+    """
+    meta = getattr(page, "meta", None)
+    current = (meta.page if meta and meta.page else None) or int((op.params or {}).get("page", 1))
+    seen.add(current)
+    if not count or (meta is not None and meta.pages is not None and current >= meta.pages):
+        return None
+    return next_page(first, getattr(page, "next_url", None), current, seen)
+
+
 def next_page(op: Operation[T], next_url: str | None, current_page: int, seen: set[int]) -> Operation[T] | None:
     """
     The operation for the page after ``current_page``, or ``None`` when there is none.

@@ -329,12 +329,7 @@ class GradientHook(BaseHook):
             page = self.run(op)
             page_items = items(page)
             yield from page_items
-            meta = getattr(page, "meta", None)
-            current = (meta.page if meta and meta.page else None) or int((op.params or {}).get("page", 1))
-            seen.add(current)
-            if not page_items or (meta is not None and meta.pages is not None and current >= meta.pages):
-                return
-            op = _api.next_page(first, getattr(page, "next_url", None), current, seen)
+            op = _api.page_after(first, op, page, len(page_items), seen)
 
     async def _apages(self, first: _api.Operation[T], items: Callable[[T], list[Item]]) -> AsyncIterator[Item]:
         """Async :meth:`_pages`."""
@@ -345,12 +340,7 @@ class GradientHook(BaseHook):
             page_items = items(page)
             for item in page_items:
                 yield item
-            meta = getattr(page, "meta", None)
-            current = (meta.page if meta and meta.page else None) or int((op.params or {}).get("page", 1))
-            seen.add(current)
-            if not page_items or (meta is not None and meta.pages is not None and current >= meta.pages):
-                return
-            op = _api.next_page(first, getattr(page, "next_url", None), current, seen)
+            op = _api.page_after(first, op, page, len(page_items), seen)
 
     # ----------------------------------------------------------------------------------------
     # Indexing jobs

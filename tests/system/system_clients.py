@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,3 +278,14 @@ class Emulator:
             if any(n in r["path"] for n in needles) or body.get("knowledge_base_uuid") in needles:
                 out.append(r)
         return out
+
+
+def busiest_minute(times: Iterable[float], window: float = 60.0) -> int:
+    """The largest number of events inside any ``window``-second interval."""
+    best, inside = 0, deque[float]()
+    for moment in sorted(times):
+        inside.append(moment)
+        while inside[0] <= moment - window:
+            inside.popleft()
+        best = max(best, len(inside))
+    return best

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections import deque
 from datetime import datetime
 from typing import Any
 
 import pytest
-from system_clients import API_PREFIX, TERMINAL_RUN_STATES, AirflowAPI, Emulator
+from system_clients import API_PREFIX, TERMINAL_RUN_STATES, AirflowAPI, Emulator, busiest_minute
 from system_deployment import EMULATOR_SPEED, RATE_LIMIT_PER_HOUR, RATE_LIMIT_PER_MINUTE, Deployment
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
@@ -93,17 +92,6 @@ def economy(
         f"list pages); seen ended after the job's end: first read {spread(first_read)}; task ended {spread(task_saw)}"
     )
     return line, len(task_saw)
-
-
-def rolling_max(times: list[float], window: float = 60.0) -> int:
-    """The largest number of events inside any ``window``-second interval."""
-    best, inside = 0, deque[float]()
-    for moment in sorted(times):
-        inside.append(moment)
-        while inside[0] <= moment - window:
-            inside.popleft()
-        best = max(best, len(inside))
-    return best
 
 
 @pytest.mark.parametrize("reading", list(READINGS))
@@ -181,8 +169,8 @@ def fan_out(
     traffic = [r for r in emulator.requests() if r["time"] >= began and r["path"].startswith("/v2/")]
     limited = [r for r in traffic if r["status"] == 429]
     accepted = [r["time"] for r in traffic if r["status"] != 429]
-    attempted_peak = rolling_max([r["time"] for r in traffic])
-    accepted_peak = rolling_max(accepted)
+    attempted_peak = busiest_minute([r["time"] for r in traffic])
+    accepted_peak = busiest_minute(accepted)
     summary = (
         f"fan-out of {TASKS} ({reading} headers): {elapsed:.0f}s, {len(traffic)} requests, {len(limited)} "
         f"answered 429, peak {accepted_peak} accepted / {attempted_peak} attempted per rolling minute "

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from system_clients import TERMINAL_RUN_STATES, AirflowAPI, Emulator
+from system_clients import TERMINAL_RUN_STATES, AirflowAPI, Emulator, busiest_minute
 from system_deployment import EMULATOR_SPEED, EMULATOR_TOKEN, SECOND_TOKEN, Deployment
 
 FLEET_DAGS = ("gradient_fleet", "gradient_fleet_retry")
@@ -19,17 +18,6 @@ SECOND_TOKEN_LIMITS = (120, 50_000)
 #: The DAGs' poll_interval.
 POLL_INTERVAL = 5.0
 TOKENS = {"gradient_default": EMULATOR_TOKEN, "gradient_second": SECOND_TOKEN}
-
-
-def busiest_minute(times: Iterable[float], window: float = 60.0) -> int:
-    """The largest number of events inside any ``window``-second interval."""
-    best, inside = 0, deque[float]()
-    for moment in sorted(times):
-        inside.append(moment)
-        while inside[0] <= moment - window:
-            inside.popleft()
-        best = max(best, len(inside))
-    return best
 
 
 @dataclass
