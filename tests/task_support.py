@@ -97,3 +97,13 @@ def make_context(emu: GradientEmulator) -> Callable[..., dict[str, Any]]:
         return context
 
     return _make
+
+
+async def first_event(trigger: Any) -> dict[str, Any]:
+    """Run ``trigger`` until its first event and return the event's payload (the trigger cleaned up)."""
+    try:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("no event")
+    finally:
+        await trigger.cleanup()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
+from task_support import first_event
 
 from airflow_provider_gradient.exceptions import GradientConfigError
 from airflow_provider_gradient.operators.indexing_job import (
@@ -99,7 +100,7 @@ def test_start_by_name_deferred_waiting_for_a_running_job_resumes_without_a_seco
     assert trigger.serialize()[1]["knowledge_base_uuid"] == kb.uuid
     emu.clock.advance(700)
     assert emu.job(running)["phase"] != "BATCH_JOB_PHASE_RUNNING"
-    event = asyncio.run(_first_event(trigger))
+    event = asyncio.run(first_event(trigger))
     # A new instance, as after a deferral: the event's uuid spares a second lookup.
     again = GradientStartIndexingJobOperator(
         task_id="t", knowledge_base_name="docs", deferrable=False, poll_interval=0.2
@@ -108,15 +109,6 @@ def test_start_by_name_deferred_waiting_for_a_running_job_resumes_without_a_seco
     summary = again.execute_after_running_job(make_context(), event=event, deadline=None)
     assert summary["knowledge_base_uuid"] == kb.uuid
     assert emu.count(*LIST) == 1
-
-
-async def _first_event(trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
-    try:
-        async for event in trigger.run():
-            return dict(event.payload)
-        raise AssertionError("no event")
-    finally:
-        await trigger.cleanup()
 
 
 def test_cancel_by_name(emu: GradientEmulator, conn: str, make_context: Callable[..., dict[str, Any]]) -> None:

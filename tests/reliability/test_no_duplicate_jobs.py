@@ -19,6 +19,7 @@ import pytest
 from airflow.sdk.module_loading import import_string
 from airflow.sdk.serde import deserialize, serialize
 from reliability_support import FileStore, MemoryStore, context
+from task_support import first_event
 
 from airflow_provider_gradient.exceptions import GradientError
 from airflow_provider_gradient.operators.indexing_job import GradientStartIndexingJobOperator
@@ -40,15 +41,6 @@ def scripted_kb(emu: GradientEmulator, **script: Any) -> str:
     kb = emu.create_knowledge_base(data_sources=2)
     emu.script_jobs(kb.uuid, "COMPLETED", **{"duration": 0.8, "pending": 0.1, **script})
     return kb.uuid
-
-
-async def first_event(trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
-    try:
-        async for event in trigger.run():
-            return dict(event.payload)
-        raise AssertionError("no event")
-    finally:
-        await trigger.cleanup()
 
 
 @pytest.mark.parametrize(

@@ -21,11 +21,11 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow.sdk.module_loading import import_string
 from airflow.sdk.serde import deserialize, serialize
 from reliability_support import MemoryStore, context, env_name
+from task_support import first_event
 
 from airflow_provider_gradient.exceptions import GradientJobTimeoutError
 from airflow_provider_gradient.operators.indexing_job import GradientStartIndexingJobOperator
 from airflow_provider_gradient.testing.emulator import GradientEmulator
-from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobTrigger
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +37,6 @@ def long_job(emu: GradientEmulator) -> str:
     kb = emu.create_knowledge_base(data_sources=2)
     emu.script_jobs(kb.uuid, "COMPLETED", duration=3600.0, pending=0.1)
     return kb.uuid
-
-
-async def first_event(trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
-    try:
-        async for event in trigger.run():
-            return dict(event.payload)
-        raise AssertionError("no event")
-    finally:
-        await trigger.cleanup()
 
 
 async def test_trigger_on_kill_cancels_the_job(emu: GradientEmulator, connect: Callable[..., str]) -> None:

@@ -17,6 +17,7 @@ import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow.sdk.serde import serialize
 from reliability_support import MemoryStore, context
+from task_support import first_event
 
 from airflow_provider_gradient.exceptions import GradientAuthError, GradientConfigError, GradientError
 from airflow_provider_gradient.hooks.gradient import GradientHook
@@ -33,15 +34,6 @@ pytestmark = pytest.mark.integration
 SECRET = "dop_v1_reliability_9f3c2b7e41d0a6c58e2f"
 WRONG = "dop_v1_wrong_token_5be01c77aa93d2f4"
 CANARY = "canary-0c1f6a2e"
-
-
-async def _event(trigger: GradientIndexingJobTrigger) -> dict[str, Any]:
-    try:
-        async for event in trigger.run():
-            return dict(event.payload)
-        raise AssertionError("no event")
-    finally:
-        await trigger.cleanup()
 
 
 def _scripted(emu: GradientEmulator, outcome: str = "COMPLETED", **script: Any) -> str:
@@ -104,7 +96,7 @@ def test_token_appears_nowhere_after_failing_runs(
     classpath, kwargs = trigger.serialize()
     trigger_kwargs.append(json.dumps([classpath, serialize(kwargs)], default=str))
     emu.faults.add("genai_get_indexing_job", "malformed_json", times=1)
-    event = asyncio.run(_event(trigger))
+    event = asyncio.run(first_event(trigger))
     values.append(event)
     run(lambda: op.execute_complete(ctx, event))
     xcoms.append(ctx["ti"].xcom)
@@ -124,7 +116,7 @@ def test_token_appears_nowhere_after_failing_runs(
 
     # 5. A rejected token (401) and an API error on the async path.
     run(lambda: GradientHook("wrong_token").get_indexing_job(job))
-    event = asyncio.run(_event(GradientIndexingJobTrigger(indexing_job_uuid=job, gradient_conn_id="wrong_token")))
+    event = asyncio.run(first_event(GradientIndexingJobTrigger(indexing_job_uuid=job, gradient_conn_id="wrong_token")))
     values.append(event)
 
     # What the emulator recorded, printed as a test would (its Authorization header is redacted).
@@ -197,7 +189,7 @@ def test_plain_http_to_a_non_loopback_host_sends_nothing(
     assert "allow_insecure_http" in str(info.value)
     assert SECRET not in str(info.value)
     trigger = GradientIndexingJobTrigger(indexing_job_uuid=kb.uuid, gradient_conn_id="plain", poll_interval=0.2)
-    event = asyncio.run(_event(trigger))
+    event = asyncio.run(first_event(trigger))
     assert event["status"] == "error"
     assert "plain http://" in event["message"]
     assert emu.count() == 0  # nothing reached the listener on that address
