@@ -11,8 +11,10 @@ so one request can observe many running jobs. The order of that list is not docu
 * no order (or an order a page contradicts): read every page only while that is cheaper than one
   GET per job not seen yet, else stop.
 
-Every watched job a sweep did not see (deleted, moved, a list in no order, a sweep that stopped
-because reading on cost more than it saved) is read by its own GET. A full page is about a
+A target whose ``created_at`` is not known yet (a job a wait reads for the first time) is looked
+for where new jobs are listed: the newest end of the list, read on while its pages hold targets.
+Every watched job a sweep did not see (deleted, moved, older than the pages read, a list in no
+order, a sweep that stopped because reading on cost more than it saved) is read by its own GET. A full page is about a
 hundred times the bytes of one job, so with few jobs watched reading each one stays cheaper
 (:func:`worth_sweeping`), and pages are sized to what is watched (:func:`page_size`).
 
@@ -137,15 +139,20 @@ def page_size(targets: int, depth: int | None, order: ListOrder) -> int:
     return min(MAX_PER_PAGE, max(MIN_PER_PAGE, math.ceil(need * 1.25)))
 
 
-def sweep_gap(poll_gap: float | None, pages: int, per_minute: int) -> float:
+def sweep_gap(poll_gap: float | None, pages: int, per_minute: int, watched: int = 0) -> float:
     """
     Seconds between the starts of two sweeps: a quarter of how often the waits read their jobs
-    (so a read waits little for the sweep that serves it), at least :data:`MIN_SWEEP_GAP`, and long
-    enough that sweeps of ``pages`` pages stay within :data:`SWEEP_SHARE` of the minute limit.
+    (so a read waits little for the sweep that serves it, and a job's end is seen within a quarter
+    of its poll interval), at least :data:`MIN_SWEEP_GAP`; long enough that sweeps of ``pages``
+    pages stay within :data:`SWEEP_SHARE` of the minute limit; and long enough that each page
+    replaces at least :data:`GETS_PER_PAGE` of the ``watched`` jobs' own GETs (sweeps never cost
+    more than the reads they serve).
     """
     gap = MIN_SWEEP_GAP
     if poll_gap is not None and poll_gap > 0:
         gap = max(gap, poll_gap / 4)
+        if watched > 0:
+            gap = max(gap, GETS_PER_PAGE * max(1, pages) * poll_gap / watched)
     return max(gap, pages * 60.0 / (max(1, per_minute) * SWEEP_SHARE))
 
 
@@ -204,19 +211,22 @@ class Sweep:
     the answer to :meth:`feed`, until :meth:`next_page` says ``None``. Then :attr:`found` holds
     the latest state of every target it saw and :attr:`unseen` the targets to read by GET.
 
-    :param targets: The jobs to observe: uuid -> ``created_at``.
+    :param targets: The jobs to observe: uuid -> ``created_at`` (``None``: not known yet; such a job
+        is looked for at the newest end of the list only).
     :param memory: What the previous sweep learnt (order, list length, depth).
     :param watched: How many jobs are watched in all (the page is sized for them too: they lie
         between the targets in the list).
     """
 
-    def __init__(self, targets: Mapping[str, datetime], memory: Memory, watched: int = 0) -> None:
+    def __init__(self, targets: Mapping[str, datetime | None], memory: Memory, watched: int = 0) -> None:
         if not targets:
             raise ValueError("a sweep needs at least one job to observe")
         self.targets = dict(targets)
         self.unseen = set(targets)
         self.found: dict[str, IndexingJob] = {}
-        self.oldest = min(targets.values())
+        known = [created for created in targets.values() if created is not None]
+        #: The oldest known ``created_at`` of a target (``None``: no target's age is known).
+        self.oldest: datetime | None = min(known) if known else None
         self.order = memory.order
         self.per_page = page_size(max(len(targets), watched), memory.depth, memory.order)
         #: page number -> the ``created_at`` of its jobs, in list order
@@ -311,11 +321,21 @@ class Sweep:
             return number + 1 if self._worth_another_page() else None
         return self._unordered_next(number, times)
 
+    def _past_every_target(self, reached: list[datetime]) -> bool:
+        """
+        Whether pages that reach back to ``reached`` leave no target below them: they are past the
+        oldest known target, and either every target of unknown age was seen or the last page held
+        no target (new jobs are listed together at the newest end).
+        """
+        past_known = self.oldest is None or (bool(reached) and min(reached) < self.oldest)
+        unknown_left = any(self.targets[uuid] is None for uuid in self.unseen)
+        return past_known and (not unknown_left or self._dry > 0)
+
     def _newest_next(self, number: int, times: list[datetime | None]) -> int | None:
         known = [time for time in times if time is not None]
         if not times or (self.pages is not None and number >= self.pages):
             return None  # the end of the list
-        if known and min(known) < self.oldest:
+        if self._past_every_target(known):
             return None  # this page already reaches back past every target
         return number + 1 if self._worth_another_page() else None
 
@@ -329,7 +349,7 @@ class Sweep:
         while bottom - 1 in self.read:
             bottom -= 1
         first = [time for time in self.read[bottom] if time is not None]
-        if bottom <= 1 or (first and min(first) < self.oldest):
+        if bottom <= 1 or self._past_every_target(first):
             return None  # back at the start, or the pages below hold only older jobs
         return bottom - 1 if self._worth_another_page() else None
 

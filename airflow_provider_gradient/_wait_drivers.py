@@ -148,6 +148,18 @@ async def _aread_job(hook: GradientHook, uuid: str, read_job: ReadJob | None, ma
     return await hook.aobserve_indexing_job(uuid, max_wait=max_wait)
 
 
+async def _apause(hook: GradientHook, wait: Wait, read_job: ReadJob | None, seconds: float) -> None:
+    """
+    The one place the async driver sleeps between polls: until the next read of a job, the job
+    watcher may cut the sleep short when a sweep sees the job end.
+    """
+    read = wait.next_read()
+    if read_job is None and read.kind == "job":
+        await hook.await_indexing_job_end(read.uuid, seconds)
+    else:
+        await asyncio.sleep(seconds)
+
+
 async def _aread(hook: GradientHook, read: Read, read_job: ReadJob | None, max_wait: float) -> Any:
     if read.kind == "job":
         return await _aread_job(hook, read.uuid, read_job, max_wait)
@@ -205,7 +217,7 @@ async def await_event(
     log: Any,
     read_job: ReadJob | None = None,
     clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    sleep: Callable[[float], Awaitable[Any]] | None = None,
 ) -> dict[str, Any]:
     """
     Wait on the event loop until the wait's event; cancel at the deadline if the wait says so.
@@ -216,7 +228,8 @@ async def await_event(
     :param read_job: How to read a job (default: ``hook.aobserve_indexing_job``: many waits on one loop
         share the job watcher's sweeps).
     :param clock: The current time (epoch seconds).
-    :param sleep: How to wait between reads.
+    :param sleep: How to wait between reads (default: until the next read is due, or until the job
+        watcher sees the job end).
     """
     while True:
         event = await astep(wait, hook, log=log, read_job=read_job, clock=clock)
@@ -227,4 +240,5 @@ async def await_event(
             uuid = wait.cancel_due()
             job = await acancel(hook, uuid, "the maximum wait ran out", log=log) if uuid else None
             return wait.timeout_event(job)
-        await sleep(wait.next_read_in(now))
+        delay = wait.next_read_in(now)
+        await (_apause(hook, wait, read_job, delay) if sleep is None else sleep(delay))

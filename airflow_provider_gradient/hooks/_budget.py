@@ -128,6 +128,8 @@ class RequestBudget:
         self._seen_at = -math.inf  # monotonic
         self._sent = 0  # requests this process sent, ever
         self._seen_sent = 0  # ... when the remaining count was last seen
+        self._answered = 0  # responses this process observed, ever
+        self._seen_answered = 0  # ... when the remaining count was last seen
         self._others = 0.0  # requests per second the token's other users send (smoothed)
         self._reset_at: float | None = None  # epoch seconds
         self._hold_until = -math.inf  # monotonic: a 429's retry-after
@@ -222,6 +224,7 @@ class RequestBudget:
         now = self.clock() if now is None else now
         wall = self.wall() if wall is None else wall
         self._expire(now)
+        self._answered += 1
         remaining = _number(headers.get("ratelimit-remaining"))
         reset = _number(headers.get("ratelimit-reset"))
         if remaining is not None:
@@ -229,6 +232,7 @@ class RequestBudget:
             self._remaining = int(remaining)
             self._seen_count = len(self._minute)
             self._seen_sent = self._sent
+            self._seen_answered = self._answered
             self._seen_at = now
         if reset is not None:
             self._reset_at = reset
@@ -255,7 +259,10 @@ class RequestBudget:
             return
         if elapsed <= 0:
             return
-        others = (self._remaining - remaining) - (self._sent - self._seen_sent)
+        # Ours among the drop: every request sent since, and every one still unanswered then (the
+        # server may have counted it after the last count seen, whatever order the answers came in).
+        in_flight = max(0, self._seen_sent - self._seen_answered)
+        others = (self._remaining - remaining) - (self._sent - self._seen_sent) - in_flight
         if others > self.limit_per_minute:
             return  # more than a minute's worth at once: the count now describes another window
         weight = 1.0 - math.exp(-elapsed / self.OTHERS_SMOOTHING)

@@ -4,20 +4,29 @@ waits' reads of their jobs served by sweeps of the team's job list (the decision
 :mod:`airflow_provider_gradient._sweep`).
 
 A wait reads its job through :meth:`GradientHook.aobserve_indexing_job
-<airflow_provider_gradient.hooks.gradient.GradientHook.aobserve_indexing_job>`. The watcher of its
-loop and token registers the job (the first read of a job is its own GET, which tells the job's
-``created_at``); later reads queue for the next sweep, which starts at most
-:func:`~airflow_provider_gradient._sweep.sweep_gap` after the previous one, so every read that
-arrives meanwhile is served by the same pages. A read the sweep could not serve (the job was not
-seen, too few jobs are watched for a sweep to pay, the sweep failed, sweeps pause after failures)
-is answered with ``None``, and the hook reads that job by its own GET: a watcher never fails a
-wait.
+<airflow_provider_gradient.hooks.gradient.GradientHook.aobserve_indexing_job>` and sleeps between
+reads through :meth:`GradientHook.await_indexing_job_end
+<airflow_provider_gradient.hooks.gradient.GradientHook.await_indexing_job_end>`. The watcher of its
+loop and token watches the job from its first read on:
 
-The watcher lives in memory only: it stops when no read has queued for :data:`IDLE` seconds or
-its loop ends, and the next read builds a new one. A restarted or handed-over trigger therefore
-needs nothing from it. Its list requests go through the token's request budget as background
-traffic, like the polls they replace, and are not retried: a failed sweep is replaced by the
-per-job GETs at once, and sweeps pause for a while
+* while enough waits sleep on their jobs or queue reads for a sweep to pay, it sweeps the list
+  every :func:`~airflow_provider_gradient._sweep.sweep_gap` seconds, reading every watched job;
+* a sweep keeps each job's latest state: a read finds it there at once when it is newer than the
+  read before, else queues for the next sweep (if that starts within the reader's ``max_wait``);
+* a sweep that sees a job ended wakes the waits sleeping on it, so an end is seen within about one
+  sweep gap, however long the waits' poll intervals;
+* a job's first read joins the sweeps when they run anyway: the sweep looks for it among the
+  newest jobs, where a job just started is listed.
+
+A read the watcher could not serve (the job was not seen, too few jobs are watched for a sweep to
+pay, the sweep failed, sweeps pause after failures, no sweep in time) is answered with ``None``,
+and the hook reads that job by its own GET: a watcher never fails a wait.
+
+The watcher lives in memory only: it stops when no read has queued and no wait has slept on it for
+:data:`IDLE` seconds, or its loop ends, and the next read builds a new one. A restarted or
+handed-over trigger therefore needs nothing from it. Its list requests go through the token's
+request budget as background traffic, like the polls they replace, and are not retried: a failed
+sweep is replaced by the per-job GETs at once, and sweeps pause for a while
 (:func:`~airflow_provider_gradient._sweep.pause_after_failures`); only after a 429 do its reads
 wait for the next sweep, once (:func:`~airflow_provider_gradient._sweep.retry_after_failure`).
 """
@@ -31,7 +40,7 @@ import math
 import statistics
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +102,9 @@ class JobWatcher:
         self._hook = hook
         self._per_minute = per_minute
         self._key = key
-        self._created: dict[str, datetime] = {}  # watched jobs (not ended) -> created_at
+        self._created: dict[str, datetime | None] = {}  # watched jobs (not ended) -> created_at, if known
+        self._latest: dict[str, tuple[float, IndexingJob]] = {}  # uuid -> (start of the sweep that saw it, state)
+        self._sleepers: dict[str, set[asyncio.Event]] = {}  # uuid -> the waits sleeping until its next read
         self._last_read: dict[str, float] = {}  # uuid -> monotonic time of its last read
         self._gap: dict[str, float] = {}  # uuid -> its reads' interval (smoothed)
         self._ended: dict[str, float] = {}  # uuid -> monotonic time it was seen ended
@@ -144,11 +155,38 @@ class JobWatcher:
         else:
             self._created[job.uuid] = job.created_at
 
+    async def sleep(self, uuid: str, seconds: float) -> bool:
+        """
+        Sleep until a wait's next read of a job: ``seconds``, or less when a sweep sees the job end.
+
+        :param uuid: The job the wait reads next.
+        :param seconds: The wait's delay before its next read.
+        :returns: Whether a sweep saw the job end (the next read finds its state at once).
+        """
+        if self.closed or uuid not in self._created:
+            await asyncio.sleep(seconds)
+            return False
+        woken = asyncio.Event()
+        self._sleepers.setdefault(uuid, set()).add(woken)
+        self._start()
+        self._wake.set()
+        try:
+            await asyncio.wait_for(woken.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            sleepers = self._sleepers.get(uuid)
+            if sleepers is not None:
+                sleepers.discard(woken)
+                if not sleepers:
+                    del self._sleepers[uuid]
+        return woken.is_set()
+
     async def observe(self, uuid: str, max_wait: float | None = None) -> IndexingJob | None:
         """
-        The job's state from the next sweep that starts after this call, or ``None`` when the
-        caller must read it by its own GET (unknown job, too few watched, not seen, sweep failed,
-        or no sweep can answer within ``max_wait`` seconds).
+        The job's latest state from a sweep that started after its previous read (at once if one
+        has, else from the next sweep), or ``None`` when the caller must read it by its own GET (too
+        few watched, not seen, sweep failed, or no sweep can answer within ``max_wait`` seconds).
 
         :param uuid: The job.
         :param max_wait: The longest the caller may wait for a sweep (``None``: no limit). A read
@@ -163,9 +201,16 @@ class JobWatcher:
         self._last_read[uuid] = now
         if now - self._last_forget > FORGET_AFTER:
             self._forget_idle(now)  # also when no sweep runs (few waits): a triggerer lives long
+        if self.closed:
+            return None
+        latest = self._latest.get(uuid)
+        if latest is not None and (latest[1].is_terminal or (last is not None and latest[0] >= last)):
+            self.served += 1
+            return latest[1]  # a sweep read it after the previous read (or saw it end: that is final)
+        if uuid not in self._created and uuid not in self._ended and self._sweeping():
+            self._created[uuid] = None  # a first read: looked for among the newest jobs
         if (
-            self.closed
-            or now < self._paused_until
+            now < self._paused_until
             or uuid not in self._created
             or not _sweep.worth_sweeping(len(self._created) * self._share)
             or not _sweep.can_wait_for_sweep(self._last_start + self._every - now, max_wait)
@@ -173,12 +218,7 @@ class JobWatcher:
             return None
         future: asyncio.Future[IndexingJob | None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(uuid, []).append(future)
-        if self._task is None:
-            # Under an empty context: the watcher serves every wait, not the one whose read started
-            # it (its log lines must not go to that trigger's log, nor carry its context).
-            loop = asyncio.get_running_loop()
-            self._task = contextvars.Context().run(loop.create_task, self._run(), name="gradient-job-watcher")
-            self._task.add_done_callback(_log_stop)
+        self._start()
         self._wake.set()
         if max_wait is None:
             return await future
@@ -187,17 +227,33 @@ class JobWatcher:
         except asyncio.TimeoutError:
             return None  # the reader GETs its job; the sweep skips a read nobody waits for
 
+    def _start(self) -> None:
+        if self._task is None:
+            # Under an empty context: the watcher serves every wait, not the one whose read started
+            # it (its log lines must not go to that trigger's log, nor carry its context).
+            loop = asyncio.get_running_loop()
+            self._task = contextvars.Context().run(loop.create_task, self._run(), name="gradient-job-watcher")
+            self._task.add_done_callback(_log_stop)
+
+    def _targets(self, reading: Iterable[str]) -> dict[str, datetime | None]:
+        """The jobs a sweep reads: those ``reading`` (reads queued) and those waits sleep on."""
+        return {uuid: self._created[uuid] for uuid in (*reading, *self._sleepers) if uuid in self._created}
+
+    def _sweeping(self) -> bool:
+        """Whether sweeps run anyway (a first read may then join them instead of its own GET)."""
+        return self._task is not None and _sweep.worth_sweeping(len(self._targets(self._pending)))
+
     # ----------------------------------------------------------------------------------------
 
     async def _run(self) -> None:
         try:
             while True:
-                if not self._pending:
+                if not self._pending and not _sweep.worth_sweeping(len(self._targets(self._pending))):
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), IDLE)
                     except asyncio.TimeoutError:
-                        if not self._pending:
+                        if not self._pending and not self._sleepers:
                             return
                     continue
                 gap = self._gap_now()
@@ -220,7 +276,8 @@ class JobWatcher:
     async def _serve(self, batch: dict[str, list[asyncio.Future[IndexingJob | None]]]) -> None:
         self._forget_idle(time.monotonic())
         batch = {uuid: futures for uuid, futures in batch.items() if not all(f.done() for f in futures)}
-        targets = {uuid: self._created[uuid] for uuid in batch if uuid in self._created}
+        started = self._last_start
+        targets = self._targets(batch)
         found: dict[str, IndexingJob] = {}
         # Reads queued while the last sweep was failing (or found the list unsweepable) respect its pause.
         if _sweep.worth_sweeping(len(targets)) and time.monotonic() >= self._paused_until:
@@ -245,14 +302,19 @@ class JobWatcher:
                     len(batch),
                     f", and every job for {pause:.0f}s" if pause else "",
                 )
+        for uuid, seen in found.items():
+            self._latest[uuid] = (started, seen)
+            self.learn(seen)
+            if seen.is_terminal:
+                for woken in self._sleepers.get(uuid, ()):
+                    woken.set()
         for uuid, futures in batch.items():
             job = found.get(uuid)
             if job is not None:
-                self.learn(job)
                 self.served += sum(not future.done() for future in futures)
             _answer(futures, job)
 
-    async def _sweep(self, targets: dict[str, datetime]) -> dict[str, IndexingJob]:
+    async def _sweep(self, targets: dict[str, datetime | None]) -> dict[str, IndexingJob]:
         sweep = _sweep.Sweep(targets, self._memory, len(self._created))
         while (number := sweep.next_page()) is not None:
             page = await self._hook.arun(_api.list_indexing_jobs(number, sweep.per_page), retry=False)
@@ -266,7 +328,7 @@ class JobWatcher:
     def _gap_now(self) -> float:
         """The time between sweeps now; also updates the share of reads a sweep can expect."""
         poll_gap = self._poll_gap()
-        gap = _sweep.sweep_gap(poll_gap, self._last_pages, self._per_minute)
+        gap = _sweep.sweep_gap(poll_gap, self._last_pages, self._per_minute, len(self._created))
         self._share = _sweep.expected_batch(1, poll_gap, gap)
         self._every = gap
         return gap
@@ -279,6 +341,8 @@ class JobWatcher:
     def _forget_idle(self, now: float) -> None:
         self._last_forget = now
         for uuid, last in list(self._last_read.items()):
+            if uuid in self._sleepers:
+                continue  # a wait sleeps until its next read of the job
             idle = now - last
             read_gaps = 4 * self._gap.get(uuid, 0.0)
             if idle > max(FORGET_AFTER, read_gaps):
@@ -286,6 +350,7 @@ class JobWatcher:
             if idle > max(READS_KEPT, read_gaps):
                 del self._last_read[uuid]
                 self._gap.pop(uuid, None)
+                self._latest.pop(uuid, None)
         for uuid, ended in list(self._ended.items()):
             if now - ended > READS_KEPT:
                 del self._ended[uuid]

@@ -560,6 +560,27 @@ class GradientHook(BaseHook):
                 watcher.learn(job)
         return job
 
+    async def await_indexing_job_end(self, indexing_job_uuid: str, timeout: float) -> bool:
+        """
+        Sleep until a wait's next read of a job: ``timeout`` seconds, or less when the job watcher
+        of this event loop and token sees the job end in a sweep (the next
+        :meth:`aobserve_indexing_job` then answers at once, without a request). A job the watcher
+        does not watch, and every sleep when the watcher fails, is a plain sleep.
+
+        :param indexing_job_uuid: The job the wait reads next.
+        :param timeout: The wait's delay before its next read (seconds).
+        :returns: Whether the watcher saw the job end.
+        """
+        from airflow_provider_gradient.hooks._watcher import watcher_for
+
+        try:
+            watcher = watcher_for(await self.asettings(), self._watcher_hook)
+        except Exception as err:  # never fail a wait because of the watcher: sleep the full time
+            self.log.warning("The job watcher failed (%s); sleeping %.0fs.", err, timeout)
+            await asyncio.sleep(timeout)
+            return False
+        return await watcher.sleep(indexing_job_uuid, timeout)
+
     def _watcher_hook(self) -> GradientHook:
         """A hook of this connection for a job watcher: its own share of the session, these settings."""
         hook = GradientHook(gradient_conn_id=self.gradient_conn_id)

@@ -132,6 +132,21 @@ def test_the_others_rate_is_learnt_while_nothing_leaves_the_window() -> None:
     assert b.rate(T0 + 70, WALL + 70) == pytest.approx(top)  # back to full speed
 
 
+def test_answers_of_requests_sent_together_are_not_read_as_the_others_traffic() -> None:
+    """
+    Catches in-flight requests counted as another user's: twenty polls sent at once are answered
+    one by one, each count one lower; none of that drop is the others', and the rate stays full.
+    """
+    b = budget(250, 5000)
+    top = b.rate(T0, WALL)
+    for _ in range(20):
+        b.take(T0, foreground=True)
+    for answered in range(1, 21):
+        now = T0 + answered * 0.001
+        seen(b, 250 - answered, now=now, reset=WALL + 60, wall=WALL + answered * 0.001)
+    assert b.rate(T0 + 0.02, WALL + 0.02) == pytest.approx(min(top, (230 - 50) / 60), rel=0.01)
+
+
 def test_a_count_of_another_window_is_not_read_as_traffic() -> None:
     # The count switches from the hour's (plenty left) to the minute's: not 9,800 requests in 1 s.
     b = budget(250, 100_000)

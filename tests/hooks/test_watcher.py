@@ -306,14 +306,18 @@ def shifted(monkeypatch: pytest.MonkeyPatch) -> _ShiftedClock:
 
 
 async def _watched_with_a_sweep_planned(hook: GradientHook, jobs: list[str], shifted: _ShiftedClock) -> Any:
-    """Read ``jobs`` twice, ``poll`` seconds apart (watcher time), so one sweep serves the second
-    round and the next one is planned a quarter of ``poll`` later; the watcher."""
+    """Read ``jobs`` three times: the first reads, then ``poll`` seconds later (watcher time) a round
+    one sweep serves, and right after it a round served by that sweep's states (the next read of a
+    job then has no newer state to be served from); the next sweep is planned a quarter of ``poll``
+    after the first one. Returns the watcher."""
     for uuid in jobs:
         await hook.aobserve_indexing_job(uuid)  # the first reads: GETs
     shifted.offset += 100.0  # the waits poll every 100 s: the next sweep starts 25 s after one
     await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
     (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
     assert (watcher.sweeps, watcher.served) == (1, len(jobs))
+    await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+    assert (watcher.sweeps, watcher.served) == (1, 2 * len(jobs))  # at once, from the sweep's states
     return watcher
 
 
@@ -339,7 +343,7 @@ def test_a_read_whose_next_sweep_starts_too_late_is_its_own_get_at_once(
             await hook.aclose()
 
     emu.reset_requests()
-    assert asyncio.run(scenario()) == (1, 0, 20)  # its own GET, no list read, nothing served
+    assert asyncio.run(scenario()) == (1, 0, 40)  # its own GET, no list read, nothing served
 
 
 def test_a_read_not_answered_within_max_wait_is_its_own_get(emu: GradientEmulator, shifted: _ShiftedClock) -> None:
@@ -365,7 +369,7 @@ def test_a_read_not_answered_within_max_wait_is_its_own_get(emu: GradientEmulato
     emu.reset_requests()
     results, gets, served = asyncio.run(scenario())
     assert [job.uuid for job in results] == jobs
-    assert (gets, served) == (len(jobs), len(jobs))  # every read its own GET; the sweep served none
+    assert (gets, served) == (len(jobs), 2 * len(jobs))  # every read its own GET; the sweep served none
 
 
 def test_a_rate_limited_list_serves_its_reads_with_the_next_sweep_not_one_get_each(emu: GradientEmulator) -> None:
