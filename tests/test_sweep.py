@@ -289,3 +289,48 @@ def test_an_oldest_first_list_without_its_end_is_not_swept_again_for_a_while() -
     sweep = Sweep(_targets(watched), Memory())
     assert _run(sweep, listed)  # (pages with meta)
     assert not sweep.memory().end_unknown
+
+
+def _unknown_age(jobs: list[IndexingJob]) -> dict[str, datetime | None]:
+    """Targets read for the first time: their ``created_at`` is not known yet."""
+    return {job.uuid: None for job in jobs if job.uuid}
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_new_jobs_of_unknown_age_are_found_at_the_newest_end_only(order: str) -> None:
+    jobs = _jobs(5000)
+    new = jobs[-300:]  # just started: the newest jobs
+    memory = Memory() if order == "newest" else Memory(ListOrder.OLDEST, 5000)
+    sweep = Sweep(_unknown_age(new), memory)
+    pages = _run(sweep, _listed(jobs, order))
+    assert sweep.unseen == set()
+    assert set(sweep.found) == {job.uuid for job in new}
+    assert len(pages) == 2, pages  # pages of 200: the two that hold the 300 new jobs
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_an_old_job_of_unknown_age_is_left_to_get_without_reading_the_whole_list(order: str) -> None:
+    jobs = _jobs(5000)
+    targets = {**_unknown_age(jobs[-30:]), **_unknown_age([jobs[100]])}  # one job far down the list
+    memory = Memory() if order == "newest" else Memory(ListOrder.OLDEST, 5000)
+    sweep = Sweep(targets, memory)
+    pages = _run(sweep, _listed(jobs, order))
+    assert sweep.unseen == {jobs[100].uuid}
+    assert len(pages) <= 2, pages
+
+
+def test_known_targets_bound_the_sweep_and_new_ones_are_found_on_the_way() -> None:
+    jobs = _jobs(5000)
+    known, new = jobs[-400:-100], jobs[-100:]
+    sweep = Sweep({**_targets(known), **_unknown_age(new)}, Memory())
+    assert _run(sweep, _listed(jobs, "newest")) == [1, 2]  # 200 a page: the 400 newest, no further
+    assert sweep.unseen == set()
+
+
+def test_sweeps_never_cost_more_than_the_gets_they_replace() -> None:
+    # Four jobs polled every 30 s: one page replaces two GETs only if it comes at most every 15 s.
+    assert _sweep.sweep_gap(30.0, 1, 250, watched=4) == pytest.approx(15.0)
+    # A thousand: a quarter of the poll interval; six pages every 7.5 s stay within half the limit.
+    assert _sweep.sweep_gap(30.0, 6, 250, watched=1000) == pytest.approx(7.5)
+    # Four thousand: twenty pages a sweep, paced to half of 250 a minute.
+    assert _sweep.sweep_gap(30.0, 20, 250, watched=4000) == pytest.approx(20 * 60 / 125)

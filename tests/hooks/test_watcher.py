@@ -8,6 +8,7 @@ emulator's own state and the cost against its request log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -624,3 +625,61 @@ def test_the_async_wait_driver_reads_by_get_when_the_next_sweep_is_after_its_pol
 
     emu.reset_requests()
     assert asyncio.run(scenario()) == (None, 1, 0)  # still running; its own GET, no list read
+
+
+def test_a_wait_sleeping_on_its_job_is_woken_by_the_sweep_that_sees_it_end(emu: GradientEmulator) -> None:
+    """
+    Catches ends seen only at the next poll: waits polling every hour must be woken by the sweep
+    that sees their jobs end, and their next read answered from that sweep, without a request.
+    """
+    jobs = list(_start_jobs(emu, 10))
+
+    async def scenario() -> tuple[list[bool], list[IndexingJob], int]:
+        hook = GradientHook()
+        try:
+            await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))  # watched from here
+            sleeps = asyncio.gather(*(hook.await_indexing_job_end(uuid, 3600.0) for uuid in jobs))
+            await asyncio.sleep(0.1)
+            emu.clock.advance(3600.0)  # every job ends
+            woken = await asyncio.wait_for(sleeps, 60.0)
+            requests = emu.count()
+            ended = await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            return woken, ended, emu.count() - requests
+        finally:
+            await hook.aclose()
+
+    woken, ended, requests = asyncio.run(scenario())
+    assert woken == [True] * len(jobs)
+    assert [(job.phase, job.status) for job in ended] == [_final(emu, uuid) for uuid in jobs]
+    assert requests == 0  # every read answered from the sweep that saw the end
+
+
+@pytest.mark.parametrize("gradient_list_order", ["newest", "oldest"])
+def test_a_new_jobs_first_read_joins_the_sweeps_that_run_anyway(
+    emu: GradientEmulator, gradient_list_order: str
+) -> None:
+    """
+    Catches a GET for every new job's first read while sweeps run anyway for other waits: on a busy
+    token those GETs are most of the cost. The sweep finds new jobs at the newest end of the list.
+    """
+    jobs = list(_start_jobs(emu, 10))
+
+    async def scenario() -> tuple[list[IndexingJob], int]:
+        hook = GradientHook()
+        try:
+            await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            sleeps = asyncio.gather(*(hook.await_indexing_job_end(uuid, 3600.0) for uuid in jobs))
+            new = list(_start_jobs(emu, 5))
+            gets = emu.count("GET", GET)
+            first = await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in new))
+            assert [job.uuid for job in first] == new
+            sleeps.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sleeps
+            return first, emu.count("GET", GET) - gets
+        finally:
+            await hook.aclose()
+
+    first, gets = asyncio.run(scenario())
+    assert all(job.created_at is not None for job in first)
+    assert gets == 0
