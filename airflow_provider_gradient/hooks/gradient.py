@@ -533,9 +533,11 @@ class GradientHook(BaseHook):
         :meth:`aget_indexing_job` for a wait that reads its job again and again: the same result
         and the same errors, but many waits on one event loop and token are served together by
         sweeps of the team's job list (``GET /v2/gen-ai/indexing_jobs``, up to 200 jobs a request)
-        instead of one GET each. A job's first read, a job a sweep did not see, and every read while
-        too few jobs are watched for a sweep to pay are the job's own GET; so is every read when
-        the watcher fails. See ``docs/production.md``, "Many waits on one token".
+        instead of one GET each: a read is answered from the latest sweep when that read the job
+        after the previous read, else by the next sweep. A job a sweep did not see (a first read
+        when no sweeps run, an old job), and every read while too few jobs are watched for a sweep
+        to pay, is the job's own GET; so is every read when the watcher fails. See
+        ``docs/production.md``, "Many waits on one token".
 
         :param indexing_job_uuid: The job to read.
         :param max_wait: Seconds the read may wait for a sweep before it reads the job by its own
