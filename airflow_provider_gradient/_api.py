@@ -44,6 +44,7 @@ from airflow_provider_gradient.models import (
     KnowledgeBaseDataSourcePage,
     KnowledgeBaseDetails,
     KnowledgeBasePage,
+    ListedIndexingJobs,
     ScheduledIndexingInfo,
 )
 
@@ -67,6 +68,7 @@ __all__ = [
     "pick_knowledge_base",
     "retry_kwargs",
     "start_indexing_job",
+    "sweep_indexing_jobs",
     "validate_uuid",
     "validate_uuid_list",
 ]
@@ -209,14 +211,16 @@ def get_indexing_job(indexing_job_uuid: str) -> Operation[IndexingJob]:
 
 def list_indexing_jobs(page: int | None = None, per_page: int | None = None) -> Operation[IndexingJobPage]:
     """``GET /v2/gen-ai/indexing_jobs``: one page of every job of the team (no knowledge-base filter)."""
-    return Operation(
-        "genai_list_indexing_jobs",
-        "GET",
-        _JOBS,
-        _JOBS,
-        IndexingJobPage.model_validate,
-        params=_page_params(page, per_page),
-    )
+    return _team_jobs(page, per_page, IndexingJobPage.model_validate)
+
+
+def sweep_indexing_jobs(page: int | None = None, per_page: int | None = None) -> Operation[ListedIndexingJobs]:
+    """:func:`list_indexing_jobs` for the job watcher: the jobs left as decoded JSON."""
+    return _team_jobs(page, per_page, ListedIndexingJobs.model_validate)
+
+
+def _team_jobs(page: int | None, per_page: int | None, parse: Callable[[Any], T]) -> Operation[T]:
+    return Operation("genai_list_indexing_jobs", "GET", _JOBS, _JOBS, parse, params=_page_params(page, per_page))
 
 
 def cancel_indexing_job(indexing_job_uuid: str) -> Operation[IndexingJob]:
@@ -390,7 +394,7 @@ def next_page(op: Operation[T], next_url: str | None, current_page: int, seen: s
     return op.with_params(**params)
 
 
-def last_page_number(page: IndexingJobPage) -> int | None:
+def last_page_number(page: IndexingJobPage | ListedIndexingJobs) -> int | None:
     """
     The number of a list's last page: ``meta.pages``, else the ``page`` of ``links.pages.last``
     (its host is never followed), else ``None`` when the answer says neither.

@@ -29,9 +29,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from airflow_provider_gradient._api import MAX_PER_PAGE, last_page_number
-from airflow_provider_gradient.models import IndexingJob, IndexingJobPage
+from airflow_provider_gradient.models import ListedIndexingJobs
 
 __all__ = [
     "GETS_PER_PAGE",
@@ -209,7 +210,8 @@ class Sweep:
     """
     One sweep of the job list, as a state machine: ask :meth:`next_page` which page to read, hand
     the answer to :meth:`feed`, until :meth:`next_page` says ``None``. Then :attr:`found` holds
-    the latest state of every target it saw and :attr:`unseen` the targets to read by GET.
+    the latest state of every target it saw (as listed: decoded JSON) and :attr:`unseen` the
+    targets to read by GET.
 
     :param targets: The jobs to observe: uuid -> ``created_at`` (``None``: not known yet; such a job
         is looked for at the newest end of the list only).
@@ -223,7 +225,7 @@ class Sweep:
             raise ValueError("a sweep needs at least one job to observe")
         self.targets = dict(targets)
         self.unseen = set(targets)
-        self.found: dict[str, IndexingJob] = {}
+        self.found: dict[str, dict[str, Any]] = {}
         known = [created for created in targets.values() if created is not None]
         #: The oldest known ``created_at`` of a target (``None``: no target's age is known).
         self.oldest: datetime | None = min(known) if known else None
@@ -245,13 +247,14 @@ class Sweep:
         """The page to read next, or ``None`` when the sweep is done."""
         return self._next
 
-    def feed(self, number: int, page: IndexingJobPage) -> None:
+    def feed(self, number: int, page: ListedIndexingJobs) -> None:
         """Take the answer for page ``number`` and decide what to read next."""
         hits = 0
         for index, job in enumerate(page.jobs):
-            if job.uuid in self.unseen:
-                self.unseen.discard(job.uuid)
-                self.found[job.uuid] = job
+            uuid = job.get("uuid")
+            if uuid in self.unseen:
+                self.unseen.discard(uuid)
+                self.found[uuid] = job
                 self._positions.append((number - 1) * self.per_page + index)
                 hits += 1
         self._dry = 0 if hits else self._dry + 1
@@ -260,7 +263,7 @@ class Sweep:
             self.pages = last
         if page.meta is not None and page.meta.total is not None:
             self.total = int(page.meta.total)
-        times = [job.created_at for job in page.jobs]
+        times = [page.created_at_of(job) for job in page.jobs]
         self.read[number] = times
         self._learn_order(number, times)
         self._first = False

@@ -29,6 +29,7 @@ __all__ = [
     "KnowledgeBaseDetails",
     "KnowledgeBasePage",
     "Links",
+    "ListedIndexingJobs",
     "Meta",
     "Pages",
     "ScheduledIndexingInfo",
@@ -334,6 +335,22 @@ class IndexingJobPage(_Page):
     """One page of indexing jobs (``apiListKnowledgeBaseIndexingJobsOutput``)."""
 
     jobs: list[IndexingJob] = Field(default_factory=list)
+
+
+class ListedIndexingJobs(_Page):
+    """
+    One page of the team's job list as the job watcher reads it: the jobs left as decoded JSON, so
+    that a sweep validates only the jobs it watches, and only when they changed
+    (:meth:`created_at_of` reads the one field every listed job is looked at for).
+    """
+
+    jobs: list[dict[str, Any]] = Field(default_factory=list)
+
+    @staticmethod
+    def created_at_of(item: dict[str, Any]) -> datetime | None:
+        """A listed job's ``created_at`` (``None`` when missing or unparsable)."""
+        value = _to_datetime(item.get("created_at"))
+        return value if isinstance(value, datetime) else None
 
 
 class ScheduledIndexingInfo(_Model):

@@ -103,6 +103,7 @@ OPERATIONS = [
     (lambda: _api.get_indexing_job(JOB), "GET", f"/v2/gen-ai/indexing_jobs/{JOB}", None, None),
     (lambda: _api.list_indexing_jobs(), "GET", "/v2/gen-ai/indexing_jobs", {}, None),
     (lambda: _api.list_indexing_jobs(2, 50), "GET", "/v2/gen-ai/indexing_jobs", {"page": 2, "per_page": 50}, None),
+    (lambda: _api.sweep_indexing_jobs(3, 200), "GET", "/v2/gen-ai/indexing_jobs", {"page": 3, "per_page": 200}, None),
     (lambda: _api.cancel_indexing_job(JOB), "PUT", f"/v2/gen-ai/indexing_jobs/{JOB}/cancel", None, {"uuid": JOB}),
     (
         lambda: _api.list_indexing_job_data_sources(JOB),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import random
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
 from airflow_provider_gradient import _sweep
 from airflow_provider_gradient._sweep import ListOrder, Memory, Sweep
-from airflow_provider_gradient.models import IndexingJob, IndexingJobPage
+from airflow_provider_gradient.models import IndexingJob, ListedIndexingJobs
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -32,10 +33,15 @@ def _listed(jobs: list[IndexingJob], order: str) -> list[IndexingJob]:
     return sorted(jobs, key=lambda job: random.Random(job.uuid).random())
 
 
-def _page(listed: list[IndexingJob], number: int, per_page: int) -> IndexingJobPage:
+def _as_listed(jobs: list[IndexingJob], **envelope: Any) -> ListedIndexingJobs:
+    """A page of the job list as the API answers it (the jobs as JSON)."""
+    return ListedIndexingJobs(jobs=[job.model_dump(mode="json", exclude_none=True) for job in jobs], **envelope)
+
+
+def _page(listed: list[IndexingJob], number: int, per_page: int) -> ListedIndexingJobs:
     pages = max(1, math.ceil(len(listed) / per_page))
     chunk = listed[(number - 1) * per_page : number * per_page]
-    return IndexingJobPage(jobs=chunk, meta={"page": number, "pages": pages, "total": len(listed)})
+    return _as_listed(chunk, meta={"page": number, "pages": pages, "total": len(listed)})
 
 
 def _run(sweep: Sweep, listed: list[IndexingJob]) -> list[int]:
@@ -279,7 +285,7 @@ def test_an_oldest_first_list_without_its_end_is_not_swept_again_for_a_while() -
     listed = _listed(jobs, "oldest")
     while (number := sweep.next_page()) is not None:
         chunk = listed[(number - 1) * sweep.per_page : number * sweep.per_page]
-        sweep.feed(number, IndexingJobPage(jobs=chunk))  # no meta, no links
+        sweep.feed(number, _as_listed(chunk))  # no meta, no links
     assert sweep.found == {}
     memory = sweep.memory()
     assert memory.end_unknown

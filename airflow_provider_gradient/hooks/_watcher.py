@@ -104,6 +104,7 @@ class JobWatcher:
         self._key = key
         self._created: dict[str, datetime | None] = {}  # watched jobs (not ended) -> created_at, if known
         self._latest: dict[str, tuple[float, IndexingJob]] = {}  # uuid -> (start of the sweep that saw it, state)
+        self._listed: dict[str, dict[str, Any]] = {}  # uuid -> the job as the list last gave it (JSON)
         self._sleepers: dict[str, set[asyncio.Event]] = {}  # uuid -> the waits sleeping until its next read
         self._last_read: dict[str, float] = {}  # uuid -> monotonic time of its last read
         self._gap: dict[str, float] = {}  # uuid -> its reads' interval (smoothed)
@@ -317,13 +318,29 @@ class JobWatcher:
     async def _sweep(self, targets: dict[str, datetime | None]) -> dict[str, IndexingJob]:
         sweep = _sweep.Sweep(targets, self._memory, len(self._created))
         while (number := sweep.next_page()) is not None:
-            page = await self._hook.arun(_api.list_indexing_jobs(number, sweep.per_page), retry=False)
+            page = await self._hook.arun(_api.sweep_indexing_jobs(number, sweep.per_page), retry=False)
             self.pages += 1
             sweep.feed(number, page)
         self.sweeps += 1
         self._memory = sweep.memory()
         self._last_pages = len(sweep.read)
-        return sweep.found
+        return {uuid: job for uuid, listed in sweep.found.items() if (job := self._parse(uuid, listed)) is not None}
+
+    def _parse(self, uuid: str, listed: dict[str, Any]) -> IndexingJob | None:
+        """
+        A listed job as a model: the one parsed before when the list gives it unchanged (most
+        jobs, most sweeps), else parsed now; ``None`` when it does not parse (its reader GETs it).
+        """
+        latest = self._latest.get(uuid)
+        if latest is not None and self._listed.get(uuid) == listed:
+            return latest[1]
+        try:
+            job = IndexingJob.model_validate(listed)
+        except ValueError as err:  # pydantic's ValidationError: a GET reports it as the reader's error
+            log.debug("Indexing job %s as listed does not parse (%s); it is read by GET.", uuid, err)
+            return None
+        self._listed[uuid] = listed
+        return job
 
     def _gap_now(self) -> float:
         """The time between sweeps now; also updates the share of reads a sweep can expect."""
@@ -351,6 +368,7 @@ class JobWatcher:
                 del self._last_read[uuid]
                 self._gap.pop(uuid, None)
                 self._latest.pop(uuid, None)
+                self._listed.pop(uuid, None)
         for uuid, ended in list(self._ended.items()):
             if now - ended > READS_KEPT:
                 del self._ended[uuid]

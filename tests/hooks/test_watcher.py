@@ -683,3 +683,41 @@ def test_a_new_jobs_first_read_joins_the_sweeps_that_run_anyway(
     first, gets = asyncio.run(scenario())
     assert all(job.created_at is not None for job in first)
     assert gets == 0
+
+
+def test_a_sweep_parses_only_the_watched_jobs_that_changed(
+    emu: GradientEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Catches sweeps that validate every listed job on every page: a triggerer watching thousands of
+    jobs would spend its CPU re-parsing pages of jobs that did not change since the last sweep.
+    """
+    jobs = list(_start_jobs(emu, 20))
+    parsed: Counter[str] = Counter()
+    validate = IndexingJob.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[IndexingJob], obj: Any, *args: Any, **kwargs: Any) -> IndexingJob:
+        parsed[obj.get("uuid") if isinstance(obj, dict) else "?"] += 1
+        return validate(cls, obj, *args, **kwargs)  # type: ignore[no-any-return]
+
+    async def scenario() -> list[IndexingJob]:
+        hook = GradientHook()
+        try:
+            await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            monkeypatch.setattr(IndexingJob, "model_validate", classmethod(counting))
+            results = []
+            # Three rounds of reads, two sweeps (the round after a sweep is answered from its states);
+            # the jobs do not change (the emulator's clock stands still).
+            for _ in range(3):
+                results += await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            return results
+        finally:
+            await hook.aclose()
+
+    emu.clock.speed = 0.0
+    emu.reset_requests()
+    results = asyncio.run(scenario())
+    assert [job.uuid for job in results] == jobs * 3
+    assert emu.count("GET", LIST) == 2
+    assert emu.count("GET", GET) == len(jobs)  # the first reads only
+    assert parsed == Counter(jobs)  # each watched job once; not the older jobs listed, not again
