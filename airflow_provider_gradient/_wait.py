@@ -294,6 +294,8 @@ class JobWait(_Wait):
             self.note = None
             return _outcome.job_event(self.last_job)
         job = observation
+        if self.last_job is not None and _older(job, self.last_job):
+            job = self.last_job  # an answer older than one already seen (a lagging list): no step back
         self.last_job = job
         event = _outcome.job_event(job)
         self._progressed(job.progress_key(), f"Indexing job {job.uuid}: {job.describe()}.")
@@ -429,3 +431,8 @@ def needs_data_source_detail(job: IndexingJob, event: dict[str, Any] | None) -> 
     partial, and the job object did not carry them (they name what went wrong).
     """
     return event is not None and event["status"] in ("failed", "partial") and not job.data_source_jobs
+
+
+def _older(job: IndexingJob, seen: IndexingJob) -> bool:
+    """Whether ``job`` is an older state of the job than ``seen`` (by ``updated_at``, when both tell)."""
+    return job.updated_at is not None and seen.updated_at is not None and job.updated_at < seen.updated_at

@@ -123,14 +123,24 @@ def watcher_available() -> bool:
 def use_per_job_get() -> None:
     """Make this process's triggers poll as before the watcher: a GET of their own job per poll.
 
-    The shipped trigger observes its job through ``GradientHook.aobserve_indexing_job``; pointing
-    that at the hook's per-job read (``aget_indexing_job``, the same contract) gives today's
-    per-job-GET trigger out of the shipped code. Without the watcher the trigger already does that.
+    The shipped trigger observes its job through ``GradientHook.aobserve_indexing_job`` and sleeps
+    between polls through ``GradientHook.await_indexing_job_end``; pointing the first at the hook's
+    per-job read (``aget_indexing_job``, the same contract) and the second at a plain sleep gives
+    today's per-job-GET trigger out of the shipped code. Without the watcher the trigger already
+    does that.
     """
+    import asyncio
+
     from airflow_provider_gradient.hooks.gradient import GradientHook
+
+    async def plain_sleep(self: GradientHook, indexing_job_uuid: str, timeout: float) -> bool:
+        await asyncio.sleep(timeout)
+        return False
 
     if watcher_available():
         GradientHook.aobserve_indexing_job = GradientHook.aget_indexing_job  # type: ignore[method-assign,unused-ignore]
+    if hasattr(GradientHook, "await_indexing_job_end"):
+        GradientHook.await_indexing_job_end = plain_sleep  # type: ignore[method-assign,unused-ignore]
 
 
 def conn_env(base_url: str, **extra: Any) -> dict[str, str]:

@@ -327,3 +327,21 @@ def test_a_read_waits_for_others_at_most_a_poll_interval_and_never_past_the_dead
     assert JobWait(JOB, poll_interval=30.0).read_patience(1000.0) == 30.0
     assert JobWait(JOB, poll_interval=30.0, end_time=1010.0).read_patience(1000.0) == 10.0
     assert JobWait(JOB, poll_interval=30.0, end_time=990.0).read_patience(1000.0) == 0.0
+
+
+def test_an_answer_older_than_one_seen_does_not_set_the_wait_back() -> None:
+    """
+    Catches a lagging answer (a sweep's page read before a GET that saw the job further on) taken
+    as the job's state: its progress would go backwards in the log, and its end could be missed.
+    """
+    wait = JobWait(JOB, poll_interval=30.0)
+    later = job(updated_at="2026-01-01T00:00:10Z", completed_datasources=1)
+    earlier = job(updated_at="2026-01-01T00:00:05Z", completed_datasources=0)
+    assert wait.evaluate(later) is None
+    assert wait.note is not None
+    assert wait.evaluate(earlier) is None
+    assert wait.last_job is later
+    assert wait.note is None  # no progress to report: nothing went back
+    event = wait.evaluate(job("SUCCEEDED", "COMPLETED", updated_at="2026-01-01T00:00:20Z"))
+    assert event is not None
+    assert event["status"] == "success"
