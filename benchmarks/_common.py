@@ -125,7 +125,7 @@ def use_per_job_get() -> None:
 
     The shipped trigger observes its job through ``GradientHook.aobserve_indexing_job`` and sleeps
     between polls through ``GradientHook.await_indexing_job_end``; pointing the first at the hook's
-    per-job read (``aget_indexing_job``, the same contract) and the second at a plain sleep gives
+    per-job read (``aget_indexing_job``, the same answers) and the second at a plain sleep gives
     today's per-job-GET trigger out of the shipped code. Without the watcher the trigger already
     does that.
     """
@@ -137,8 +137,11 @@ def use_per_job_get() -> None:
         await asyncio.sleep(timeout)
         return False
 
+    async def own_get(self: GradientHook, indexing_job_uuid: str, max_wait: float | None = None) -> Any:
+        return await self.aget_indexing_job(indexing_job_uuid)
+
     if watcher_available():
-        GradientHook.aobserve_indexing_job = GradientHook.aget_indexing_job  # type: ignore[method-assign,unused-ignore]
+        GradientHook.aobserve_indexing_job = own_get  # type: ignore[method-assign,unused-ignore]
     if hasattr(GradientHook, "await_indexing_job_end"):
         GradientHook.await_indexing_job_end = plain_sleep  # type: ignore[method-assign,unused-ignore]
 

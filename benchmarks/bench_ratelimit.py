@@ -583,7 +583,7 @@ def main() -> int:
                 f"{run:>22}: {row['finished']}/{row['jobs']} seen ended, {row['failed']} failed, "
                 f"{row['throttled_429']} x 429, {row['requests']} requests, late p50 "
                 f"{_f(row['detection_late_p50_s'])} s p95 {_f(row['detection_late_p95_s'])} s "
-                f"({row['run_seconds']:.0f} s)",
+                f"({row['run_seconds']:.0f} s) {row['crashed'] or ''}",
                 flush=True,
             )
     print()
