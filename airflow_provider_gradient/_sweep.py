@@ -140,20 +140,25 @@ def page_size(targets: int, depth: int | None, order: ListOrder) -> int:
     return min(MAX_PER_PAGE, max(MIN_PER_PAGE, math.ceil(need * 1.25)))
 
 
-def sweep_gap(poll_gap: float | None, pages: int, per_minute: int, watched: int = 0) -> float:
+def sweep_gap(
+    poll_gap: float | None, pages: int, per_minute: int, watched: int = 0, per_hour: int | None = None
+) -> float:
     """
     Seconds between the starts of two sweeps: a quarter of how often the waits read their jobs
     (so a read waits little for the sweep that serves it, and a job's end is seen within a quarter
     of its poll interval), at least :data:`MIN_SWEEP_GAP`; long enough that sweeps of ``pages``
-    pages stay within :data:`SWEEP_SHARE` of the minute limit; and long enough that each page
-    replaces at least :data:`GETS_PER_PAGE` of the ``watched`` jobs' own GETs (sweeps never cost
-    more than the reads they serve).
+    pages stay within :data:`SWEEP_SHARE` of the minute limit and of the hour limit (``per_hour``;
+    a token's hour is spent evenly, so sweeps that outrun it only queue in its budget); and long
+    enough that each page replaces at least :data:`GETS_PER_PAGE` of the ``watched`` jobs' own GETs
+    (sweeps never cost more than the reads they serve).
     """
     gap = MIN_SWEEP_GAP
     if poll_gap is not None and poll_gap > 0:
         gap = max(gap, poll_gap / 4)
         if watched > 0:
             gap = max(gap, GETS_PER_PAGE * max(1, pages) * poll_gap / watched)
+    if per_hour is not None:
+        gap = max(gap, pages * 3600.0 / (max(1, per_hour) * SWEEP_SHARE))
     return max(gap, pages * 60.0 / (max(1, per_minute) * SWEEP_SHARE))
 
 

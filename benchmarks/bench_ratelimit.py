@@ -146,8 +146,11 @@ def _compress_time(scale: float) -> None:
     _sweep.MAX_FAILURE_PAUSE /= scale
     sweep_gap = _sweep.sweep_gap
 
-    def compressed_gap(poll_gap: float | None, pages: int, per_minute: int, watched: int = 0) -> float:
-        return sweep_gap(None if poll_gap is None else poll_gap * scale, pages, per_minute, watched) / scale
+    def compressed_gap(
+        poll_gap: float | None, pages: int, per_minute: int, watched: int = 0, per_hour: int | None = None
+    ) -> float:
+        real_poll_gap = None if poll_gap is None else poll_gap * scale
+        return sweep_gap(real_poll_gap, pages, per_minute, watched, per_hour) / scale
 
     _sweep.sweep_gap = compressed_gap
 

@@ -340,3 +340,15 @@ def test_sweeps_never_cost_more_than_the_gets_they_replace() -> None:
     assert _sweep.sweep_gap(30.0, 6, 250, watched=1000) == pytest.approx(7.5)
     # Four thousand: twenty pages a sweep, paced to half of 250 a minute.
     assert _sweep.sweep_gap(30.0, 20, 250, watched=4000) == pytest.approx(20 * 60 / 125)
+
+
+def test_sweeps_spend_at_most_their_share_of_the_hour() -> None:
+    """
+    Catches sweeps paced to the minute limit alone: 4,000 jobs take 20 pages a sweep, and sweeps
+    every ten seconds would spend 7,200 requests an hour of a token allowed 5,000, queueing in its
+    budget (and every end seen late).
+    """
+    gap = _sweep.sweep_gap(30.0, 20, 250, watched=4000, per_hour=5000)
+    assert gap == pytest.approx(20 * 3600 / (5000 * _sweep.SWEEP_SHARE))
+    assert 3600 / gap * 20 <= 5000 * _sweep.SWEEP_SHARE + 1e-6
+    assert _sweep.sweep_gap(30.0, 20, 250, watched=4000, per_hour=1_000_000) == pytest.approx(20 * 60 / 125)

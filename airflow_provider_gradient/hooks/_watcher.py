@@ -82,10 +82,10 @@ def watcher_for(settings: ClientSettings, make_hook: Callable[[], GradientHook])
     """
     loop = asyncio.get_running_loop()
     watchers = WATCHERS.setdefault(loop, {})
-    key = (*settings.pool_key, settings.requests_per_minute, settings.retry)
+    key = (*settings.pool_key, settings.requests_per_minute, settings.requests_per_hour, settings.retry)
     watcher = watchers.get(key)
     if watcher is None or watcher.closed:
-        watcher = watchers[key] = JobWatcher(make_hook(), settings.requests_per_minute, key)
+        watcher = watchers[key] = JobWatcher(make_hook(), settings.requests_per_minute, key, settings.requests_per_hour)
     return watcher
 
 
@@ -96,11 +96,13 @@ class JobWatcher:
     :param hook: The hook its list requests go through (its session share is released on stop).
     :param per_minute: The token's minute limit (sweeps take at most a share of it).
     :param key: Its key in :data:`WATCHERS`.
+    :param per_hour: The token's hour limit (sweeps take at most a share of it; ``None``: none).
     """
 
-    def __init__(self, hook: GradientHook, per_minute: int, key: tuple[Any, ...]) -> None:
+    def __init__(self, hook: GradientHook, per_minute: int, key: tuple[Any, ...], per_hour: int | None = None) -> None:
         self._hook = hook
         self._per_minute = per_minute
+        self._per_hour = per_hour
         self._key = key
         self._created: dict[str, datetime | None] = {}  # watched jobs (not ended) -> created_at, if known
         self._latest: dict[str, tuple[float, IndexingJob]] = {}  # uuid -> (start of the sweep that saw it, state)
@@ -345,7 +347,7 @@ class JobWatcher:
     def _gap_now(self) -> float:
         """The time between sweeps now; also updates the share of reads a sweep can expect."""
         poll_gap = self._poll_gap()
-        gap = _sweep.sweep_gap(poll_gap, self._last_pages, self._per_minute, len(self._created))
+        gap = _sweep.sweep_gap(poll_gap, self._last_pages, self._per_minute, len(self._created), self._per_hour)
         self._share = _sweep.expected_batch(1, poll_gap, gap)
         self._every = gap
         return gap
