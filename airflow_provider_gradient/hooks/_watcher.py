@@ -207,9 +207,9 @@ class JobWatcher:
         if self.closed:
             return None
         latest = self._latest.get(uuid)
-        if latest is not None and (latest[1].is_terminal or (last is not None and latest[0] >= last)):
+        if latest is not None and _fresh(latest, last, now, max_wait, self._every):
             self.served += 1
-            return latest[1]  # a sweep read it after the previous read (or saw it end: that is final)
+            return latest[1]
         if uuid not in self._created and uuid not in self._ended and self._sweeping():
             self._created[uuid] = None  # a first read: looked for among the newest jobs
         if (
@@ -381,6 +381,22 @@ def _log_stop(task: asyncio.Task[None]) -> None:
     """Log a watcher that stopped on an unexpected error (its readers were answered ``None``)."""
     if not task.cancelled() and (err := task.exception()) is not None:
         log.error("The job watcher stopped on an unexpected error; its waits read their jobs by GET.", exc_info=err)
+
+
+def _fresh(
+    latest: tuple[float, IndexingJob], last: float | None, now: float, max_wait: float | None, every: float
+) -> bool:
+    """
+    Whether a read is answered with a job's state from a sweep that started at ``latest[0]``: an
+    end is final; a state read after the previous read (at ``last``) is as new as a GET's; and for a
+    reader that waits at most ``max_wait``, a state younger than that plus one sweep gap (``every``)
+    is what waiting for the next sweep would give it (its sleep is cut short by the sweep that sees
+    the end, so an older state costs it nothing).
+    """
+    started, job = latest
+    if job.is_terminal or (last is not None and started >= last):
+        return True
+    return max_wait is not None and now - started <= max_wait + every
 
 
 def _answer(futures: list[asyncio.Future[Any]], job: IndexingJob | None) -> None:

@@ -328,13 +328,15 @@ def test_a_read_whose_next_sweep_starts_too_late_is_its_own_get_at_once(
     """
     Catches a read queued for a sweep planned after its ``max_wait``: a wait polling every 2 s next
     to waits polling every 100 s would wait ~25 s for its read (and its deadline or cancel with it).
+    Its job is watched but was not in the last sweep, so no state of it is there to answer with.
     """
     jobs = list(_start_jobs(emu, 20))
 
     async def scenario() -> tuple[int, int, int]:
         hook = GradientHook()
         try:
-            watcher = await _watched_with_a_sweep_planned(hook, jobs, shifted)
+            await hook.aobserve_indexing_job(jobs[0])  # watched; not read again until below
+            watcher = await _watched_with_a_sweep_planned(hook, jobs[1:], shifted)
             shifted.offset += 1.0  # the next sweep is 24 s away
             gets, lists = emu.count("GET", GET), emu.count("GET", LIST)
             job = await asyncio.wait_for(hook.aobserve_indexing_job(jobs[0], max_wait=2.0), 15.0)
@@ -344,7 +346,7 @@ def test_a_read_whose_next_sweep_starts_too_late_is_its_own_get_at_once(
             await hook.aclose()
 
     emu.reset_requests()
-    assert asyncio.run(scenario()) == (1, 0, 40)  # its own GET, no list read, nothing served
+    assert asyncio.run(scenario()) == (1, 0, 38)  # its own GET, no list read, nothing more served
 
 
 def test_a_read_not_answered_within_max_wait_is_its_own_get(emu: GradientEmulator, shifted: _ShiftedClock) -> None:
@@ -603,7 +605,8 @@ def test_the_async_wait_driver_reads_by_get_when_the_next_sweep_is_after_its_pol
 ) -> None:
     """
     Catches the async driver reading through the watcher without its poll interval as the bound:
-    a trigger polling every 2 s next to triggers polling every 100 s would wait ~25 s per poll.
+    a trigger polling every 2 s next to triggers polling every 100 s would wait ~25 s per poll (its
+    job was not in the last sweep).
     """
     from airflow_provider_gradient._wait import JobWait
     from airflow_provider_gradient._wait_drivers import astep
@@ -613,7 +616,8 @@ def test_the_async_wait_driver_reads_by_get_when_the_next_sweep_is_after_its_pol
     async def scenario() -> tuple[dict[str, Any] | None, int, int]:
         hook = GradientHook()
         try:
-            await _watched_with_a_sweep_planned(hook, jobs, shifted)
+            await hook.aobserve_indexing_job(jobs[0])
+            await _watched_with_a_sweep_planned(hook, jobs[1:], shifted)
             shifted.offset += 1.0  # the next sweep is 24 s away
             gets, lists = emu.count("GET", GET), emu.count("GET", LIST)
             wait = JobWait(jobs[0], poll_interval=2.0)
@@ -721,3 +725,30 @@ def test_a_sweep_parses_only_the_watched_jobs_that_changed(
     assert emu.count("GET", LIST) == 2
     assert emu.count("GET", GET) == len(jobs)  # the first reads only
     assert parsed == Counter(jobs)  # each watched job once; not the older jobs listed, not again
+
+
+def test_a_read_is_answered_from_a_recent_sweep_without_waiting_for_the_next(
+    emu: GradientEmulator, shifted: _ShiftedClock
+) -> None:
+    """
+    Catches reads that wait for the next sweep (or GET) when the last one is recent enough: with
+    thousands of jobs a sweep takes many pages and comes every half minute, and waits polling
+    about as often would each fall back to their own GET, spending the token the sweeps save.
+    """
+    jobs = list(_start_jobs(emu, 20))
+
+    async def scenario() -> tuple[list[str], int]:
+        hook = GradientHook()
+        try:
+            await _watched_with_a_sweep_planned(hook, jobs, shifted)
+            shifted.offset += 20.0  # the last sweep is 20 s old, the next one 5 s away
+            requests = emu.count()
+            results = await asyncio.wait_for(
+                asyncio.gather(*(hook.aobserve_indexing_job(uuid, max_wait=2.0) for uuid in jobs)), 15.0
+            )
+            return [job.uuid for job in results], emu.count() - requests
+        finally:
+            await hook.aclose()
+
+    emu.reset_requests()
+    assert asyncio.run(scenario()) == (jobs, 0)  # at once, from the last sweep's states
