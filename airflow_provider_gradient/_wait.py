@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEADLINE_MARGIN",
     "DEFAULT_ERROR_TOLERANCE",
+    "LONGEST_SWEPT_SLEEP",
     "MAX_ERROR_BACKOFF",
     "ErrorTolerance",
     "JobWait",
@@ -58,6 +59,9 @@ DEFAULT_ERROR_TOLERANCE = 1800.0
 MAX_ERROR_BACKOFF = 8
 #: A wait never sleeps past its deadline, only this moment beyond it (so the deadline check sees it passed).
 DEADLINE_MARGIN = 0.05
+#: While sweeps of the job list see a wait's job running for it, the wait still reads it at least
+#: this often (seconds), so its log shows the job's progress.
+LONGEST_SWEPT_SLEEP = 300.0
 
 _NOTHING_NOTED = object()
 
@@ -173,6 +177,18 @@ class _Wait:
         if self.end_time is not None:
             delay = max(0.0, min(delay, self.end_time - now + DEADLINE_MARGIN))
         return delay
+
+    def longest_sleep(self, now: float) -> float:
+        """
+        Seconds the wait may sleep while something else reads its job for it (a sweep of the job
+        list that wakes it when the job ends): :data:`LONGEST_SWEPT_SLEEP`, never past the deadline.
+
+        :param now: The current time (epoch seconds).
+        """
+        longest = LONGEST_SWEPT_SLEEP
+        if self.end_time is not None:
+            longest = min(longest, self.end_time - now + DEADLINE_MARGIN)
+        return max(0.0, longest)
 
     def read_patience(self, now: float) -> float:
         """

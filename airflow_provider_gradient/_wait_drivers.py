@@ -148,14 +148,19 @@ async def _aread_job(hook: GradientHook, uuid: str, read_job: ReadJob | None, ma
     return await hook.aobserve_indexing_job(uuid, max_wait=max_wait)
 
 
-async def _apause(hook: GradientHook, wait: Wait, read_job: ReadJob | None, seconds: float) -> None:
+async def _apause(
+    hook: GradientHook, wait: Wait, read_job: ReadJob | None, seconds: float, clock: Callable[[], float]
+) -> None:
     """
     The one place the async driver sleeps between polls: until the next read of a job, the job
-    watcher may cut the sleep short when a sweep sees the job end.
+    watcher may cut the sleep short when a sweep sees the job end, or lengthen it (up to the wait's
+    :meth:`~airflow_provider_gradient._wait.JobWait.longest_sleep`) while its sweeps see the job run.
     """
     read = wait.next_read()
     if read_job is None and read.kind == "job":
-        await hook.await_indexing_job_end(read.uuid, seconds)
+        await hook.await_indexing_job_end(
+            read.uuid, seconds, poll_interval=wait.poll_interval, longest=wait.longest_sleep(clock())
+        )
     else:
         await asyncio.sleep(seconds)
 
@@ -241,4 +246,4 @@ async def await_event(
             job = await acancel(hook, uuid, "the maximum wait ran out", log=log) if uuid else None
             return wait.timeout_event(job)
         delay = wait.next_read_in(now)
-        await (_apause(hook, wait, read_job, delay) if sleep is None else sleep(delay))
+        await (_apause(hook, wait, read_job, delay, clock) if sleep is None else sleep(delay))

@@ -9,6 +9,7 @@ extras). :func:`classify` is the one place that decides what a job's phase and s
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -349,8 +350,22 @@ class ListedIndexingJobs(_Page):
     @staticmethod
     def created_at_of(item: dict[str, Any]) -> datetime | None:
         """A listed job's ``created_at`` (``None`` when missing or unparsable)."""
-        value = _to_datetime(item.get("created_at"))
+        value = item.get("created_at")
+        if isinstance(value, str):
+            return _created_at(value)  # every sweep reads the same jobs' times: parse each once
+        value = _to_datetime(value)
         return value if isinstance(value, datetime) else None
+
+    @staticmethod
+    def is_terminal(item: dict[str, Any]) -> bool:
+        """Whether a listed job has ended, as :attr:`IndexingJob.is_terminal` of the job would say."""
+        return classify(_to_str(item.get("phase")), _to_str(item.get("status"))).is_terminal
+
+
+@functools.lru_cache(maxsize=16384)
+def _created_at(value: str) -> datetime | None:
+    parsed = _to_datetime(value)
+    return parsed if isinstance(parsed, datetime) else None
 
 
 class ScheduledIndexingInfo(_Model):

@@ -133,7 +133,7 @@ def use_per_job_get() -> None:
 
     from airflow_provider_gradient.hooks.gradient import GradientHook
 
-    async def plain_sleep(self: GradientHook, indexing_job_uuid: str, timeout: float) -> bool:
+    async def plain_sleep(self: GradientHook, indexing_job_uuid: str, timeout: float, **_: Any) -> bool:
         await asyncio.sleep(timeout)
         return False
 

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from airflow_provider_gradient._polling import next_delay
-from airflow_provider_gradient._wait import DEADLINE_MARGIN, JobWait, KnowledgeBaseWait, Read, WatchPacing
+from airflow_provider_gradient._wait import (
+    DEADLINE_MARGIN,
+    LONGEST_SWEPT_SLEEP,
+    JobWait,
+    KnowledgeBaseWait,
+    Read,
+    WatchPacing,
+)
 from airflow_provider_gradient.exceptions import (
     GradientConfigError,
     GradientNotFoundError,
@@ -327,6 +334,13 @@ def test_a_read_waits_for_others_at_most_a_poll_interval_and_never_past_the_dead
     assert JobWait(JOB, poll_interval=30.0).read_patience(1000.0) == 30.0
     assert JobWait(JOB, poll_interval=30.0, end_time=1010.0).read_patience(1000.0) == 10.0
     assert JobWait(JOB, poll_interval=30.0, end_time=990.0).read_patience(1000.0) == 0.0
+
+
+def test_a_wait_sleeps_on_while_sweeps_see_its_job_at_most_the_longest_swept_sleep_and_to_its_deadline() -> None:
+    """Catches a wait left asleep past its deadline, or never reading its job (its log never shows progress)."""
+    assert JobWait(JOB, poll_interval=30.0).longest_sleep(1000.0) == LONGEST_SWEPT_SLEEP
+    assert JobWait(JOB, poll_interval=30.0, end_time=1010.0).longest_sleep(1000.0) == 10.0 + DEADLINE_MARGIN
+    assert JobWait(JOB, poll_interval=30.0, end_time=990.0).longest_sleep(1000.0) == 0.0
 
 
 def test_an_answer_older_than_one_seen_does_not_set_the_wait_back() -> None:

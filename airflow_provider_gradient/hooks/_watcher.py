@@ -42,12 +42,12 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_provider_gradient import _api, _sweep
 from airflow_provider_gradient._settings import ClientSettings
 from airflow_provider_gradient.exceptions import GradientRateLimitError
-from airflow_provider_gradient.models import IndexingJob
+from airflow_provider_gradient.models import IndexingJob, ListedIndexingJobs
 
 if TYPE_CHECKING:
     from airflow_provider_gradient.hooks.gradient import GradientHook
@@ -89,6 +89,14 @@ def watcher_for(settings: ClientSettings, make_hook: Callable[[], GradientHook])
     return watcher
 
 
+class _Seen(NamedTuple):
+    """A job as a sweep saw it: the sweep's start (monotonic), the job as listed (JSON), whether it ended."""
+
+    started: float
+    listed: dict[str, Any]
+    ended: bool
+
+
 class JobWatcher:
     """
     Serves reads of many jobs with sweeps of the job list; see the module docstring.
@@ -105,11 +113,12 @@ class JobWatcher:
         self._per_hour = per_hour
         self._key = key
         self._created: dict[str, datetime | None] = {}  # watched jobs (not ended) -> created_at, if known
-        self._latest: dict[str, tuple[float, IndexingJob]] = {}  # uuid -> (start of the sweep that saw it, state)
-        self._listed: dict[str, dict[str, Any]] = {}  # uuid -> the job as the list last gave it (JSON)
+        self._latest: dict[str, _Seen] = {}  # uuid -> the job as the latest sweep that saw it saw it
+        self._parsed: dict[str, tuple[dict[str, Any], IndexingJob]] = {}  # uuid -> (as listed, as parsed)
         self._sleepers: dict[str, set[asyncio.Event]] = {}  # uuid -> the waits sleeping until its next read
         self._last_read: dict[str, float] = {}  # uuid -> monotonic time of its last read
         self._gap: dict[str, float] = {}  # uuid -> its reads' interval (smoothed)
+        self._asked: dict[str, float] = {}  # uuid -> the delay its waits last slept for (their poll interval)
         self._ended: dict[str, float] = {}  # uuid -> monotonic time it was seen ended
         self._pending: dict[str, list[asyncio.Future[IndexingJob | None]]] = {}
         self._serving: dict[str, list[asyncio.Future[IndexingJob | None]]] = {}
@@ -149,34 +158,56 @@ class JobWatcher:
         ended is not watched again (a sweep that read it still running may answer after a GET saw
         its end).
         """
-        if not job.uuid:
-            return
-        if job.is_terminal:
-            self._ended[job.uuid] = time.monotonic()
-        if job.is_terminal or job.created_at is None or job.uuid in self._ended:
-            self._created.pop(job.uuid, None)  # an ended job is read no more (a reader GETs it again)
-        else:
-            self._created[job.uuid] = job.created_at
+        if job.uuid:
+            self._watch(job.uuid, job.created_at, job.is_terminal)
 
-    async def sleep(self, uuid: str, seconds: float) -> bool:
+    def _watch(self, uuid: str, created_at: datetime | None, ended: bool) -> None:
+        if ended:
+            self._ended[uuid] = time.monotonic()
+        if ended or created_at is None or uuid in self._ended:
+            self._created.pop(uuid, None)  # an ended job is read no more (a reader GETs it again)
+        else:
+            self._created[uuid] = created_at
+
+    async def sleep(
+        self, uuid: str, seconds: float, *, poll_interval: float | None = None, longest: float | None = None
+    ) -> bool:
         """
-        Sleep until a wait's next read of a job: ``seconds``, or less when a sweep sees the job end.
+        Sleep until a wait's next read of a job: ``seconds``, or less when a sweep sees the job end;
+        or, while sweeps keep seeing the job run, on for another ``poll_interval`` at a time, up to
+        ``longest`` seconds in all (a read would only tell the wait what the sweeps saw).
 
         :param uuid: The job the wait reads next.
         :param seconds: The wait's delay before its next read.
+        :param poll_interval: How often the wait reads its job at most (``None``: ``seconds``); the
+            sweeps come a quarter of that apart (:func:`~airflow_provider_gradient._sweep.sweep_gap`).
+        :param longest: The longest the wait may sleep while the sweeps see its job for it
+            (``None``: ``seconds``).
         :returns: Whether a sweep saw the job end (the next read finds its state at once).
         """
-        if self.closed or uuid not in self._created:
-            await asyncio.sleep(seconds)
+        if self.closed or uuid not in self._created or seconds <= 0:
+            await asyncio.sleep(max(0.0, seconds))
             return False
+        interval = max(seconds, poll_interval or 0.0)
+        self._asked[uuid] = interval
         woken = asyncio.Event()
         self._sleepers.setdefault(uuid, set()).add(woken)
         self._start()
         self._wake.set()
+        began = time.monotonic()
+        until = began + max(seconds, longest or 0.0)
+        stretch = seconds
         try:
-            await asyncio.wait_for(woken.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
+            while True:
+                try:
+                    await asyncio.wait_for(woken.wait(), max(0.0, min(stretch, until - began)))
+                    break
+                except asyncio.TimeoutError:
+                    pass
+                now = time.monotonic()
+                if now >= until or not self._covers(uuid, began):
+                    break
+                began, stretch = now, interval
         finally:
             sleepers = self._sleepers.get(uuid)
             if sleepers is not None:
@@ -184,6 +215,20 @@ class JobWatcher:
                 if not sleepers:
                     del self._sleepers[uuid]
         return woken.is_set()
+
+    def _covers(self, uuid: str, since: float) -> bool:
+        """
+        Whether sweeps see a job for its sleeping waits: one that started after ``since``, or at
+        most one sweep gap before it (it may still have been reading), saw it running.
+        """
+        seen = self._latest.get(uuid)
+        return (
+            not self.closed
+            and uuid in self._created
+            and seen is not None
+            and not seen.ended
+            and seen.started >= since - self._every
+        )
 
     async def observe(self, uuid: str, max_wait: float | None = None) -> IndexingJob | None:
         """
@@ -198,7 +243,7 @@ class JobWatcher:
         """
         now = time.monotonic()
         last = self._last_read.get(uuid)
-        if last is not None:
+        if last is not None and uuid not in self._asked:
             gap = now - last
             self._gap[uuid] = gap if uuid not in self._gap else (self._gap[uuid] + gap) / 2
         self._last_read[uuid] = now
@@ -206,10 +251,12 @@ class JobWatcher:
             self._forget_idle(now)  # also when no sweep runs (few waits): a triggerer lives long
         if self.closed:
             return None
-        latest = self._latest.get(uuid)
-        if latest is not None and _fresh(latest, last, now, max_wait, self._every):
-            self.served += 1
-            return latest[1]
+        seen = self._latest.get(uuid)
+        if seen is not None and _fresh(seen, last, now, max_wait, self._every):
+            job = self._job(uuid, seen)
+            if job is not None:
+                self.served += 1
+            return job
         if uuid not in self._created and uuid not in self._ended and self._sweeping():
             self._created[uuid] = None  # a first read: looked for among the newest jobs
         if (
@@ -244,7 +291,14 @@ class JobWatcher:
 
     def _sweeping(self) -> bool:
         """Whether sweeps run anyway (a first read may then join them instead of its own GET)."""
-        return self._task is not None and _sweep.worth_sweeping(len(self._targets(self._pending)))
+        if self._task is None:
+            return False
+        targets = 0
+        for uuid in (*self._pending, *self._sleepers):
+            targets += uuid in self._created
+            if _sweep.worth_sweeping(targets):
+                return True
+        return False
 
     # ----------------------------------------------------------------------------------------
 
@@ -281,7 +335,7 @@ class JobWatcher:
         batch = {uuid: futures for uuid, futures in batch.items() if not all(f.done() for f in futures)}
         started = self._last_start
         targets = self._targets(batch)
-        found: dict[str, IndexingJob] = {}
+        found: dict[str, dict[str, Any]] = {}
         # Reads queued while the last sweep was failing (or found the list unsweepable) respect its pause.
         if _sweep.worth_sweeping(len(targets)) and time.monotonic() >= self._paused_until:
             try:
@@ -305,19 +359,22 @@ class JobWatcher:
                     len(batch),
                     f", and every job for {pause:.0f}s" if pause else "",
                 )
-        for uuid, seen in found.items():
-            self._latest[uuid] = (started, seen)
-            self.learn(seen)
-            if seen.is_terminal:
+        for uuid, listed in found.items():
+            ended = ListedIndexingJobs.is_terminal(listed)
+            self._latest[uuid] = _Seen(started, listed, ended)
+            self._watch(uuid, ListedIndexingJobs.created_at_of(listed), ended)
+            if ended:
                 for woken in self._sleepers.get(uuid, ()):
                     woken.set()
         for uuid, futures in batch.items():
-            job = found.get(uuid)
+            job = None
+            if uuid in found and not all(future.done() for future in futures):
+                job = self._job(uuid, self._latest[uuid])
             if job is not None:
                 self.served += sum(not future.done() for future in futures)
             _answer(futures, job)
 
-    async def _sweep(self, targets: dict[str, datetime | None]) -> dict[str, IndexingJob]:
+    async def _sweep(self, targets: dict[str, datetime | None]) -> dict[str, dict[str, Any]]:
         sweep = _sweep.Sweep(targets, self._memory, len(self._created))
         while (number := sweep.next_page()) is not None:
             page = await self._hook.arun(_api.sweep_indexing_jobs(number, sweep.per_page), retry=False)
@@ -326,22 +383,23 @@ class JobWatcher:
         self.sweeps += 1
         self._memory = sweep.memory()
         self._last_pages = len(sweep.read)
-        return {uuid: job for uuid, listed in sweep.found.items() if (job := self._parse(uuid, listed)) is not None}
+        return sweep.found
 
-    def _parse(self, uuid: str, listed: dict[str, Any]) -> IndexingJob | None:
+    def _job(self, uuid: str, seen: _Seen) -> IndexingJob | None:
         """
-        A listed job as a model: the one parsed before when the list gives it unchanged (most
-        jobs, most sweeps), else parsed now; ``None`` when it does not parse (its reader GETs it).
+        A job a sweep saw, as a model for its reader: parsed when first read, not when listed (a
+        sweep lists every watched job, its readers read each far less often), and parsed again only
+        when it changed; ``None`` when it does not parse (its reader GETs it).
         """
-        latest = self._latest.get(uuid)
-        if latest is not None and self._listed.get(uuid) == listed:
-            return latest[1]
+        parsed = self._parsed.get(uuid)
+        if parsed is not None and (parsed[0] is seen.listed or parsed[0] == seen.listed):
+            return parsed[1]
         try:
-            job = IndexingJob.model_validate(listed)
+            job = IndexingJob.model_validate(seen.listed)
         except ValueError as err:  # pydantic's ValidationError: a GET reports it as the reader's error
             log.debug("Indexing job %s as listed does not parse (%s); it is read by GET.", uuid, err)
             return None
-        self._listed[uuid] = listed
+        self._parsed[uuid] = (seen.listed, job)
         return job
 
     def _gap_now(self) -> float:
@@ -354,7 +412,7 @@ class JobWatcher:
 
     def _poll_gap(self) -> float | None:
         """How often the waits read their jobs (the median of the jobs' read intervals)."""
-        gaps = [self._gap[uuid] for uuid in self._created if uuid in self._gap]
+        gaps = [gap for uuid in self._created if (gap := self._asked.get(uuid, self._gap.get(uuid))) is not None]
         return statistics.median(gaps) if gaps else None
 
     def _forget_idle(self, now: float) -> None:
@@ -369,8 +427,9 @@ class JobWatcher:
             if idle > max(READS_KEPT, read_gaps):
                 del self._last_read[uuid]
                 self._gap.pop(uuid, None)
+                self._asked.pop(uuid, None)
                 self._latest.pop(uuid, None)
-                self._listed.pop(uuid, None)
+                self._parsed.pop(uuid, None)
         for uuid, ended in list(self._ended.items()):
             if now - ended > READS_KEPT:
                 del self._ended[uuid]
@@ -383,20 +442,17 @@ def _log_stop(task: asyncio.Task[None]) -> None:
         log.error("The job watcher stopped on an unexpected error; its waits read their jobs by GET.", exc_info=err)
 
 
-def _fresh(
-    latest: tuple[float, IndexingJob], last: float | None, now: float, max_wait: float | None, every: float
-) -> bool:
+def _fresh(seen: _Seen, last: float | None, now: float, max_wait: float | None, every: float) -> bool:
     """
-    Whether a read is answered with a job's state from a sweep that started at ``latest[0]``: an
+    Whether a read is answered with a job's state from a sweep that started at ``seen.started``: an
     end is final; a state read after the previous read (at ``last``) is as new as a GET's; and for a
     reader that waits at most ``max_wait``, a state younger than that plus one sweep gap (``every``)
     is what waiting for the next sweep would give it (its sleep is cut short by the sweep that sees
     the end, so an older state costs it nothing).
     """
-    started, job = latest
-    if job.is_terminal or (last is not None and started >= last):
+    if seen.ended or (last is not None and seen.started >= last):
         return True
-    return max_wait is not None and now - started <= max_wait + every
+    return max_wait is not None and now - seen.started <= max_wait + every
 
 
 def _answer(futures: list[asyncio.Future[Any]], job: IndexingJob | None) -> None:

@@ -562,15 +562,29 @@ class GradientHook(BaseHook):
                 watcher.learn(job)
         return job
 
-    async def await_indexing_job_end(self, indexing_job_uuid: str, timeout: float) -> bool:
+    async def await_indexing_job_end(
+        self,
+        indexing_job_uuid: str,
+        timeout: float,
+        *,
+        poll_interval: float | None = None,
+        longest: float | None = None,
+    ) -> bool:
         """
         Sleep until a wait's next read of a job: ``timeout`` seconds, or less when the job watcher
         of this event loop and token sees the job end in a sweep (the next
-        :meth:`aobserve_indexing_job` then answers at once, without a request). A job the watcher
-        does not watch, and every sleep when the watcher fails, is a plain sleep.
+        :meth:`aobserve_indexing_job` then answers at once, without a request); or longer, up to
+        ``longest`` seconds, while the watcher's sweeps see the job run (a read would only repeat
+        what they saw). A job the watcher does not watch, and every sleep when the watcher fails,
+        is a plain sleep of ``timeout`` seconds.
 
         :param indexing_job_uuid: The job the wait reads next.
         :param timeout: The wait's delay before its next read (seconds).
+        :param poll_interval: The wait's longest delay between reads (seconds; ``None``: ``timeout``):
+            the watcher sweeps a quarter of that apart, and checks that long into a longer sleep
+            that its sweeps still see the job.
+        :param longest: The longest the wait may sleep while the sweeps see its job (seconds;
+            ``None``: ``timeout``).
         :returns: Whether the watcher saw the job end.
         """
         from airflow_provider_gradient.hooks._watcher import watcher_for
@@ -581,7 +595,7 @@ class GradientHook(BaseHook):
             self.log.warning("The job watcher failed (%s); sleeping %.0fs.", err, timeout)
             await asyncio.sleep(timeout)
             return False
-        return await watcher.sleep(indexing_job_uuid, timeout)
+        return await watcher.sleep(indexing_job_uuid, timeout, poll_interval=poll_interval, longest=longest)
 
     def _watcher_hook(self) -> GradientHook:
         """A hook of this connection for a job watcher: its own share of the session, these settings."""

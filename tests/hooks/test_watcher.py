@@ -633,7 +633,7 @@ def test_the_async_wait_driver_reads_by_get_when_the_next_sweep_is_after_its_pol
 
 def test_a_wait_sleeping_on_its_job_is_woken_by_the_sweep_that_sees_it_end(emu: GradientEmulator) -> None:
     """
-    Catches ends seen only at the next poll: waits polling every hour must be woken by the sweep
+    Catches ends seen only at the next poll: waits that may sleep an hour must be woken by the sweep
     that sees their jobs end, and their next read answered from that sweep, without a request.
     """
     jobs = list(_start_jobs(emu, 10))
@@ -642,7 +642,7 @@ def test_a_wait_sleeping_on_its_job_is_woken_by_the_sweep_that_sees_it_end(emu: 
         hook = GradientHook()
         try:
             await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))  # watched from here
-            sleeps = asyncio.gather(*(hook.await_indexing_job_end(uuid, 3600.0) for uuid in jobs))
+            sleeps = asyncio.gather(*(hook.await_indexing_job_end(uuid, 20.0, longest=3600.0) for uuid in jobs))
             await asyncio.sleep(0.1)
             emu.clock.advance(3600.0)  # every job ends
             woken = await asyncio.wait_for(sleeps, 60.0)
@@ -656,6 +656,70 @@ def test_a_wait_sleeping_on_its_job_is_woken_by_the_sweep_that_sees_it_end(emu: 
     assert woken == [True] * len(jobs)
     assert [(job.phase, job.status) for job in ended] == [_final(emu, uuid) for uuid in jobs]
     assert requests == 0  # every read answered from the sweep that saw the end
+
+
+async def _sweeps_made(count: int) -> None:
+    """Wait until the watcher of this loop has made ``count`` more sweeps."""
+    (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+    until = watcher.sweeps + count
+    while watcher.sweeps < until:  # noqa: ASYNC110 - the watcher has no event per sweep to wait on
+        await asyncio.sleep(0.05)
+
+
+def test_a_wait_sleeps_on_while_the_sweeps_see_its_job_run_and_parses_nothing_meanwhile(
+    emu: GradientEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Catches waits that wake at every poll interval although the sweeps see their jobs for them: a
+    triggerer with thousands of waits would spend its CPU on reads that tell nothing new. Also
+    catches sweeps that parse jobs nobody reads.
+    """
+    jobs = list(_start_jobs(emu, 10))
+    parsed: Counter[str] = Counter()
+    validate = IndexingJob.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[IndexingJob], obj: Any, *args: Any, **kwargs: Any) -> IndexingJob:
+        parsed[obj.get("uuid") if isinstance(obj, dict) else "?"] += 1
+        return validate(cls, obj, *args, **kwargs)  # type: ignore[no-any-return]
+
+    async def scenario() -> tuple[int, list[bool], int]:
+        hook = GradientHook()
+        try:
+            await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            monkeypatch.setattr(IndexingJob, "model_validate", classmethod(counting))
+            sleeps = [asyncio.ensure_future(hook.await_indexing_job_end(uuid, 1.0, longest=3600.0)) for uuid in jobs]
+            # Four sweeps, at least one sweep gap (1 s here) apart: more than the 1 s asked for.
+            await asyncio.wait_for(_sweeps_made(4), 60.0)
+            awake = sum(sleep.done() for sleep in sleeps)
+            emu.clock.advance(3600.0)  # every job ends
+            woken = await asyncio.wait_for(asyncio.gather(*sleeps), 60.0)
+            return awake, list(woken), sum(parsed.values())
+        finally:
+            await hook.aclose()
+
+    assert asyncio.run(scenario()) == (0, [True] * len(jobs), 0)
+
+
+def test_a_wait_whose_job_the_sweeps_no_longer_see_wakes_to_read_it(emu: GradientEmulator) -> None:
+    """
+    Catches waits left asleep on the sweeps' word when the sweeps stop seeing their jobs (deleted,
+    or a list that no longer shows them): each must wake after its own delay and read the job.
+    """
+    jobs = list(_start_jobs(emu, 10))
+
+    async def scenario() -> list[bool]:
+        hook = GradientHook()
+        try:
+            await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            sleeps = asyncio.gather(*(hook.await_indexing_job_end(uuid, 1.0, longest=3600.0) for uuid in jobs))
+            await asyncio.wait_for(_sweeps_made(1), 60.0)
+            for uuid in jobs:
+                emu.delete_job(uuid)
+            return list(await asyncio.wait_for(sleeps, 60.0))
+        finally:
+            await hook.aclose()
+
+    assert asyncio.run(scenario()) == [False] * len(jobs)  # awake by themselves, not by a sweep
 
 
 @pytest.mark.parametrize("gradient_list_order", ["newest", "oldest"])

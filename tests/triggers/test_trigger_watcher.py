@@ -39,12 +39,11 @@ async def test_triggers_on_one_loop_are_served_by_sweeps(
     emu.reset_requests()
     emu.clock.speed = 10.0  # the jobs end together, 3 s from now
     ordered = gradient_list_order != "none"
-    # Polling every 600 s, a trigger's second read is due 67 s or more after its first: only the
-    # watcher's sweeps, seeing the jobs end and waking their triggers, can end these waits within
-    # the 60 s. (The jobs end together: sweeps stop once fewer than three jobs are left to watch,
-    # and the last waits then poll by themselves.) A list in no order cannot be swept for two
-    # dozen jobs: those triggers poll every second.
-    poll_interval = 600.0 if ordered else 1.0
+    # Polling every 40 s, the sweeps come 10 s apart; a trigger sleeps on while they see its job
+    # run, and the sweep that sees the end wakes it and answers its read: after its first read, no
+    # trigger reads its job by GET. A list in no order cannot be swept for two dozen jobs: those
+    # triggers poll every second.
+    poll_interval = 40.0 if ordered else 1.0
     triggers = [GradientIndexingJobTrigger(indexing_job_uuid=uuid, poll_interval=poll_interval) for uuid in expected]
     events = await asyncio.wait_for(asyncio.gather(*(_event(trigger) for trigger in triggers)), 60)
 
