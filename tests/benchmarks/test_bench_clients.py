@@ -11,7 +11,10 @@ rate-limit benchmark's time compression) applied as in the benchmark; every job 
 successfully, with no failure and no crash. A patch of ``use_per_job_get`` that no longer fits the
 hook's method it replaces (``plain_sleep`` without ``timeout``, ``own_get`` without ``max_wait``)
 turns the ``per_job_get`` and ``per_job`` cases red, and so does a client that raises
-(``httpx_wait`` calling ``get`` with an argument httpx does not take).
+(``httpx_wait`` calling ``get`` with an argument httpx does not take). The client of
+``bench_emulator.py`` sends a few requests to the emulator it starts, and every step
+``bench_overhead.py`` times runs a few times. (``bench_parse.py`` has no client: it times fresh
+interpreters importing the operators, which ``tests/test_import_cost.py`` checks structurally.)
 
 The benchmarks run each client in a process of its own; here the client runs in the test process
 (an Airflow import per client would cost seconds), so the package is put back as it was after each
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 # What the benchmark clients import and patch, imported now so that package_restored saves it.
 import airflow_provider_gradient._polling
@@ -40,7 +44,9 @@ import airflow_provider_gradient.triggers.indexing_job
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
+import bench_emulator  # noqa: E402
 import bench_fleet  # noqa: E402
+import bench_overhead  # noqa: E402
 import bench_ratelimit  # noqa: E402
 from _common import EmulatorProcess, conn_env  # noqa: E402
 
@@ -199,3 +205,34 @@ def test_ratelimit_client_sees_every_job_end(run: str, package_restored: None, m
         assert not lists, f"{wait}: {len(lists)} job list requests"
     if scenario.others_per_minute:
         assert any(r["path"].startswith(bench_ratelimit.OTHERS_PATH) for r in log), "the other user sent nothing"
+
+
+# ----------------------------------------------------------------------------------------------
+# bench_emulator.py, bench_overhead.py
+# ----------------------------------------------------------------------------------------------
+
+
+def test_emulator_benchmark_client_gets_its_answers() -> None:
+    """The emulator benchmark's client, on the emulator as the benchmark starts it (its CLI), a few requests."""
+    process, base_url, kb = bench_emulator._start_emulator()
+    try:
+        answer = requests.post(f"{base_url}/_emulator/knowledge_bases/{kb}/jobs", json={}, timeout=10)
+        answer.raise_for_status()
+        url = f"{base_url}/v2/gen-ai/indexing_jobs/{answer.json()['job_uuid']}"
+        row = asyncio.run(bench_emulator._run(url, 20, 4))
+    finally:
+        process.terminate()
+        process.communicate(timeout=15)
+    assert (row["requests"], row["errors"], row["concurrency"]) == (20, 0, 4), row
+
+
+def test_overhead_benchmark_times_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every step the overhead benchmark times runs (each a few times instead of thousands)."""
+    best, abest = bench_overhead.best, bench_overhead.abest
+    monkeypatch.setattr(bench_overhead, "best", lambda fn, n=0, rounds=0: best(fn, 3, 1))
+    monkeypatch.setattr(bench_overhead, "abest", lambda fn, n=0, rounds=0: abest(fn, 3, 1))
+    for name, value in conn_env("http://127.0.0.1:9", requests_per_minute=10**8, requests_per_hour=10**9).items():
+        monkeypatch.setenv(name, value)
+    rows = asyncio.run(bench_overhead.measure())
+    assert rows
+    assert all(isinstance(us, float) and us >= 0 for _, _, us in rows), rows
