@@ -1,6 +1,7 @@
 """
 Fixtures shared by the operator and sensor tests (imported by their conftests): the emulator
-(unthrottled), a connection to it, and a minimal task context.
+(unthrottled), a connection to it, and a minimal task context; and the helpers that run a trigger
+to its first event and an operator's ``execute`` in a worker thread.
 
 The context stands in for Airflow's own objects only (a task instance that records ``xcom_push``,
 an in-memory ``task_state_store``); the real ones are exercised by ``tests/dag_runs``.
@@ -9,6 +10,7 @@ an in-memory ``task_state_store``); the real ones are exercised by ``tests/dag_r
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -107,3 +109,26 @@ async def first_event(trigger: Any) -> dict[str, Any]:
         raise AssertionError("no event")
     finally:
         await trigger.cleanup()
+
+
+class ExecuteInThread:
+    """
+    Runs ``op.execute(context)`` in a daemon worker thread, started at once, so that the test can act
+    meanwhile (``op.on_kill()``); keeps the error ``execute`` raised.
+    """
+
+    def __init__(self, op: Any, context: dict[str, Any]) -> None:
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(op, context), daemon=True)
+        self._thread.start()
+
+    def _run(self, op: Any, context: dict[str, Any]) -> None:
+        try:
+            op.execute(context)
+        except BaseException as err:
+            self.error = err
+
+    def join(self, timeout: float) -> BaseException | None:
+        """Wait up to ``timeout`` seconds for ``execute`` to end; the error it raised, if any (so far)."""
+        self._thread.join(timeout)
+        return self.error

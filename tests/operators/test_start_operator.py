@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -14,6 +13,7 @@ import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow.sdk import DAG, Asset
 from airflow.sdk.execution_time.context import OutletEventAccessors
+from task_support import ExecuteInThread
 
 from airflow_provider_gradient.exceptions import (
     GradientConfigError,
@@ -565,16 +565,7 @@ def test_on_kill_cancels_the_job_during_a_sync_wait(
 ) -> None:
     kb = quick_kb(emu, duration=600)
     op = start_op(kb)
-    outcome: dict[str, BaseException] = {}
-
-    def run() -> None:
-        try:
-            op.execute(make_context())
-        except BaseException as err:
-            outcome["error"] = err
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
+    worker = ExecuteInThread(op, make_context())
     give_up = time.monotonic() + 10
     while emu.count("GET", "genai_get_indexing_job") < 1:
         assert time.monotonic() < give_up
@@ -585,8 +576,7 @@ def test_on_kill_cancels_the_job_during_a_sync_wait(
     assert took < 60, f"on_kill took {took:.1f}s"
     job = emu.jobs(kb)[0]
     assert job["phase"] == "BATCH_JOB_PHASE_CANCELLED"
-    worker.join(10)
-    assert isinstance(outcome.get("error"), GradientJobCancelledError)
+    assert isinstance(worker.join(10), GradientJobCancelledError)
     assert emu.count("PUT", "genai_cancel_indexing_job") == 1
 
 

@@ -5,12 +5,12 @@ the ambiguous start after a quick earlier job, all against the emulator through 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from task_support import ExecuteInThread
 
 from airflow_provider_gradient.exceptions import (
     GradientAmbiguousStartError,
@@ -149,20 +149,10 @@ def test_on_kill_gives_up_on_a_cancel_that_does_not_answer(
     kb = quick_kb(emu, duration=600)
     emu.faults.add("genai_cancel_indexing_job", "delay", seconds=4.0, times=1)
     op = start_op(kb)
-    outcome: dict[str, BaseException] = {}
-
-    def run() -> None:
-        try:
-            op.execute(make_context())
-        except BaseException as err:
-            outcome["error"] = err
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
+    worker = ExecuteInThread(op, make_context())
     wait_for(lambda: emu.count("GET", "genai_get_indexing_job") >= 1, "the first poll")
     job = emu.jobs(kb)[0]["uuid"]
     op.on_kill()
     assert emu.job(job)["phase"] != "BATCH_JOB_PHASE_CANCELLED"  # on_kill did not wait for the answer
     wait_for(lambda: emu.job(job)["phase"] == "BATCH_JOB_PHASE_CANCELLED", "the late cancel")
-    worker.join(30)
-    assert isinstance(outcome.get("error"), GradientJobCancelledError)
+    assert isinstance(worker.join(30), GradientJobCancelledError)

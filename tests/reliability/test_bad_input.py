@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from reliability_support import context, env_name
+from task_support import first_event
 
 from airflow_provider_gradient.exceptions import GradientError
 from airflow_provider_gradient.hooks.gradient import GradientHook
@@ -62,17 +63,7 @@ def sense(**kwargs: Any) -> Any:
 def trigger_event(**kwargs: Any) -> Any:
     """Build a trigger and run it to its event; an ``error`` event is raised as the error it carries."""
     kwargs.setdefault("poll_interval", 0.2)
-    trigger = GradientIndexingJobTrigger(**kwargs)
-
-    async def first() -> dict[str, Any]:
-        try:
-            async for event in trigger.run():
-                return dict(event.payload)
-            raise AssertionError("no event")
-        finally:
-            await trigger.cleanup()
-
-    event = asyncio.run(first())
+    event = asyncio.run(first_event(GradientIndexingJobTrigger(**kwargs)))
     if event["status"] == "error":
         raise GradientError(event["message"])
     return event
