@@ -14,7 +14,9 @@ loop and token watches the job from its first read on:
 * a sweep keeps each job's latest state: a read finds it there at once when it is newer than the
   read before, else queues for the next sweep (if that starts within the reader's ``max_wait``);
 * a sweep that sees a job ended wakes the waits sleeping on it, so an end is seen within about one
-  sweep gap, however long the waits' poll intervals;
+  sweep gap, however long the waits' poll intervals; while the sweeps see a job running, the waits
+  sleeping on it sleep on rather than read what the sweeps saw (up to the wait's longest sleep);
+* a sweep decodes its pages but parses a job into a model only when a wait reads it;
 * a job's first read joins the sweeps when they run anyway: the sweep looks for it among the
   newest jobs, where a job just started is listed.
 
