@@ -193,12 +193,13 @@ class _Wait:
     def read_patience(self, now: float) -> float:
         """
         Seconds a read may wait to be served with other waits' reads (a sweep of the job list)
-        before the reader reads by itself: never longer than one poll interval, nor past the
-        deadline.
+        before the reader reads by itself: one poll interval; the first read as long as the wait
+        may sleep while sweeps see its job (:meth:`longest_sleep`: the job just started, and the
+        sweep that finds it also sees it end); never past the deadline.
 
         :param now: The current time (epoch seconds).
         """
-        patience = self.poll_interval
+        patience = self.poll_interval if self.last_job is not None else max(self.poll_interval, LONGEST_SWEPT_SLEEP)
         if self.end_time is not None:
             patience = min(patience, self.end_time - now)
         return max(0.0, patience)

@@ -128,13 +128,15 @@ DEFAULT_RUNS = (
 def _compress_time(scale: float) -> None:
     """Run the package's own clocks ``scale`` times faster, as the windows and the job clock are.
 
-    The polling floor and the watcher's idle and pause times are divided by ``scale``; the sweep gap (whose
-    rules are in real seconds, against a 60-second minute) is asked in real seconds and answered
-    in compressed ones.
+    The polling floor, a wait's longest sleep while sweeps see its job, and the watcher's idle and
+    pause times are divided by ``scale``; the sweep gap (whose rules are in real seconds, against a
+    60-second minute) is asked in real seconds and answered in compressed ones.
     """
-    from airflow_provider_gradient import _polling
+    from airflow_provider_gradient import _polling, _wait
 
     _polling.MIN_POLL /= scale
+    if hasattr(_wait, "LONGEST_SWEPT_SLEEP"):
+        _wait.LONGEST_SWEPT_SLEEP /= scale
     if not watcher_available():
         return
     from airflow_provider_gradient import _sweep

@@ -330,10 +330,18 @@ def test_watch_rounds_back_off_while_they_fail_and_honour_retry_after() -> None:
 
 
 def test_a_read_waits_for_others_at_most_a_poll_interval_and_never_past_the_deadline() -> None:
-    """Catches a read allowed to wait for a sweep longer than its poll interval or its deadline."""
-    assert JobWait(JOB, poll_interval=30.0).read_patience(1000.0) == 30.0
+    """
+    Catches a read allowed to wait for a sweep longer than its poll interval or its deadline, and a
+    first read that gives up on the sweeps after one poll interval: on a busy token, thousands of
+    first reads sent as GETs would crowd out the sweeps they could have joined.
+    """
+    first = JobWait(JOB, poll_interval=30.0)
+    assert first.read_patience(1000.0) == LONGEST_SWEPT_SLEEP
     assert JobWait(JOB, poll_interval=30.0, end_time=1010.0).read_patience(1000.0) == 10.0
     assert JobWait(JOB, poll_interval=30.0, end_time=990.0).read_patience(1000.0) == 0.0
+    assert first.evaluate(job()) is None
+    assert first.read_patience(1000.0) == 30.0
+    assert JobWait(JOB, poll_interval=900.0).read_patience(1000.0) == 900.0
 
 
 def test_a_wait_sleeps_on_while_sweeps_see_its_job_at_most_the_longest_swept_sleep_and_to_its_deadline() -> None:

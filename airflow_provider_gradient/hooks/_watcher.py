@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
 import math
 import statistics
@@ -337,11 +338,10 @@ class JobWatcher:
         batch = {uuid: futures for uuid, futures in batch.items() if not all(f.done() for f in futures)}
         started = self._last_start
         targets = self._targets(batch)
-        found: dict[str, dict[str, Any]] = {}
         # Reads queued while the last sweep was failing (or found the list unsweepable) respect its pause.
         if _sweep.worth_sweeping(len(targets)) and time.monotonic() >= self._paused_until:
             try:
-                found = await self._sweep(targets)
+                await self._sweep(targets, started, batch)
                 self._failed_in_row = 0
                 self._paused_until = time.monotonic() + _sweep.pause_after_sweep(self._memory)
             except Exception as err:  # never fail a wait: its reader GETs its job instead
@@ -361,31 +361,42 @@ class JobWatcher:
                     len(batch),
                     f", and every job for {pause:.0f}s" if pause else "",
                 )
-        for uuid, listed in found.items():
-            ended = ListedIndexingJobs.is_terminal(listed)
-            self._latest[uuid] = _Seen(started, listed, ended)
-            self._watch(uuid, ListedIndexingJobs.created_at_of(listed), ended)
-            if ended:
-                for woken in self._sleepers.get(uuid, ()):
-                    woken.set()
-        for uuid, futures in batch.items():
-            job = None
-            if uuid in found and not all(future.done() for future in futures):
-                job = self._job(uuid, self._latest[uuid])
-            if job is not None:
-                self.served += sum(not future.done() for future in futures)
-            _answer(futures, job)
+        for futures in batch.values():
+            _answer(futures, None)  # not seen (or the sweep failed): the readers GET their jobs
 
-    async def _sweep(self, targets: dict[str, datetime | None]) -> dict[str, dict[str, Any]]:
+    async def _sweep(
+        self,
+        targets: dict[str, datetime | None],
+        started: float,
+        batch: dict[str, list[asyncio.Future[IndexingJob | None]]],
+    ) -> None:
+        """Sweep the list for ``targets``; each job found is taken in as soon as its page arrives."""
         sweep = _sweep.Sweep(targets, self._memory, len(self._created))
         while (number := sweep.next_page()) is not None:
             page = await self._hook.arun(_api.sweep_indexing_jobs(number, sweep.per_page), retry=False)
             self.pages += 1
+            known = len(sweep.found)
             sweep.feed(number, page)
+            for uuid in itertools.islice(sweep.found, known, None):  # found on this page
+                self._saw(uuid, sweep.found[uuid], started, batch.get(uuid, ()))
         self.sweeps += 1
         self._memory = sweep.memory()
         self._last_pages = len(sweep.read)
-        return sweep.found
+
+    def _saw(
+        self, uuid: str, listed: dict[str, Any], started: float, futures: Iterable[asyncio.Future[IndexingJob | None]]
+    ) -> None:
+        """Take in a job as a sweep listed it: keep it, wake the waits sleeping on its end, answer its reads."""
+        ended = ListedIndexingJobs.is_terminal(listed)
+        seen = self._latest[uuid] = _Seen(started, listed, ended)
+        self._watch(uuid, ListedIndexingJobs.created_at_of(listed), ended)
+        if ended:
+            for woken in self._sleepers.get(uuid, ()):
+                woken.set()
+        waiting = [future for future in futures if not future.done()]
+        if waiting and (job := self._job(uuid, seen)) is not None:
+            self.served += len(waiting)
+            _answer(waiting, job)
 
     def _job(self, uuid: str, seen: _Seen) -> IndexingJob | None:
         """

@@ -541,8 +541,9 @@ class GradientHook(BaseHook):
 
         :param indexing_job_uuid: The job to read.
         :param max_wait: Seconds the read may wait for a sweep before it reads the job by its own
-            GET (``None``: as long as the next sweep takes). The async wait driver passes its poll
-            interval, cut to the time left before its deadline.
+            GET (``None``: as long as the next sweep takes). The async wait driver passes the wait's
+            :meth:`~airflow_provider_gradient._wait.JobWait.read_patience`: its poll interval (longer
+            for its first read), cut to the time left before its deadline.
         """
         op = _api.get_indexing_job(indexing_job_uuid)  # bad input fails here, before any request
         uuid = _api.validate_uuid(indexing_job_uuid, "indexing_job_uuid")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_gradient import _sweep
+from airflow_provider_gradient import _api, _sweep
 from airflow_provider_gradient.exceptions import GradientConfigError, GradientNotFoundError
 from airflow_provider_gradient.hooks import _watcher
 from airflow_provider_gradient.hooks.gradient import GradientHook
@@ -698,6 +698,31 @@ def test_a_wait_sleeps_on_while_the_sweeps_see_its_job_run_and_parses_nothing_me
             await hook.aclose()
 
     assert asyncio.run(scenario()) == (0, [True] * len(jobs), 0)
+
+
+def test_reads_are_answered_page_by_page_as_the_sweep_reads(emu: GradientEmulator) -> None:
+    """
+    Catches reads answered only once a whole sweep is done: a sweep of thousands of jobs takes many
+    pages, paced by the budget, and the reads of jobs on its first pages would wait for the last,
+    or give up and GET. Here the sweep's second page fails: the jobs of its first page are answered.
+    """
+    jobs = list(_start_jobs(emu, _api.MAX_PER_PAGE + 50))
+
+    async def scenario() -> tuple[list[str], int, int]:
+        hook = GradientHook()
+        try:
+            await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            emu.faults.add(operation=LIST, kind="status", status=500, after=1, times=None)
+            gets, lists = emu.count("GET", GET), emu.count("GET", LIST)
+            results = await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            return [job.uuid for job in results], emu.count("GET", GET) - gets, emu.count("GET", LIST) - lists
+        finally:
+            await hook.aclose()
+
+    uuids, gets, lists = asyncio.run(scenario())
+    assert uuids == jobs
+    assert lists == 2  # a page of 200 answered, the next one failed
+    assert gets == len(jobs) - _api.MAX_PER_PAGE  # the jobs on the failed page only
 
 
 def test_a_wait_whose_job_the_sweeps_no_longer_see_wakes_to_read_it(emu: GradientEmulator) -> None:
