@@ -13,7 +13,7 @@ import functools
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "TERMINAL_PHASES",
@@ -353,13 +353,18 @@ class ListedIndexingJobs(_Page):
         value = item.get("created_at")
         if isinstance(value, str):
             return _created_at(value)  # every sweep reads the same jobs' times: parse each once
-        value = _to_datetime(value)
-        return value if isinstance(value, datetime) else None
+        try:
+            return _TIMESTAMP.validate_python(value)  # as the job's model reads it
+        except ValueError:
+            return None
 
     @staticmethod
     def is_terminal(item: dict[str, Any]) -> bool:
         """Whether a listed job has ended, as :attr:`IndexingJob.is_terminal` of the job would say."""
         return classify(_to_str(item.get("phase")), _to_str(item.get("status"))).is_terminal
+
+
+_TIMESTAMP: TypeAdapter[datetime | None] = TypeAdapter(Timestamp)
 
 
 @functools.lru_cache(maxsize=16384)

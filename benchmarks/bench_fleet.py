@@ -287,6 +287,18 @@ async def _create_jobs(base_url: str, durations: list[float]) -> list[str]:
         return list(await asyncio.gather(*(one(session, i, d) for i, d in enumerate(durations))))
 
 
+def client_spec(mode: str, base_url: str, poll_interval: float, jobs: list[str], starts: list[float]) -> dict[str, Any]:
+    """What a client process is told: its way of waiting, the jobs (the first one is the warm-up's) and their starts."""
+    return {
+        "mode": mode,
+        "base_url": base_url,
+        "poll_interval": poll_interval,
+        "warmup": jobs[0],
+        "jobs": jobs[1:],
+        "starts": starts,
+    }
+
+
 def run_one(n: int, mode: str, workdir: Path, watch_seconds: float | None = None) -> dict[str, Any]:
     poll_interval = POLL_INTERVAL.get(n, max(5.0, n / 70))
     duration, _last_poll = _schedule(poll_interval, POLLS_PER_JOB)
@@ -296,14 +308,7 @@ def run_one(n: int, mode: str, workdir: Path, watch_seconds: float | None = None
     starts = [rng.uniform(0, poll_interval) for _ in range(n)]
     with EmulatorProcess(speed=0.0) as emulator:
         jobs = asyncio.run(_create_jobs(emulator.base_url, [0.0] + [s + duration for s in starts]))
-        spec = {
-            "mode": mode,
-            "base_url": emulator.base_url,
-            "poll_interval": poll_interval,
-            "warmup": jobs[0],
-            "jobs": jobs[1:],
-            "starts": starts,
-        }
+        spec = client_spec(mode, emulator.base_url, poll_interval, jobs, starts)
         tag = f"{mode}-{n}" + ("" if watch_seconds is None else "-long")
         spec_path, out_path = workdir / f"spec-{tag}.json", workdir / f"out-{tag}.json"
         spec_path.write_text(json.dumps(spec))

@@ -17,6 +17,7 @@ from airflow_provider_gradient.models import (
     JobStatus,
     KnowledgeBaseDetails,
     KnowledgeBasePage,
+    ListedIndexingJobs,
     classify,
 )
 
@@ -274,3 +275,28 @@ def test_knowledge_base_details() -> None:
 
 def test_knowledge_base_page_tolerates_missing_list() -> None:
     assert KnowledgeBasePage.model_validate({"meta": {"total": 0}}).knowledge_bases == []
+
+
+# --------------------------------------------------------------------------------------------
+# A listed job, read without its model (the job watcher's sweeps)
+# --------------------------------------------------------------------------------------------
+
+ALL_PHASES = [p.value for p in JobPhase] + ["BATCH_JOB_PHASE_FROM_THE_FUTURE", None, "", 7]
+
+
+@pytest.mark.parametrize("phase", ALL_PHASES)
+@pytest.mark.parametrize("status", [*ALL_STATUSES, 3])
+def test_a_listed_job_has_ended_exactly_when_its_model_says_so(phase: object, status: object) -> None:
+    """Catches a sweep that wakes a wait on an end its model would not call one, or misses one."""
+    item = {"uuid": JOB_UUID, "phase": phase, "status": status}
+    assert ListedIndexingJobs.is_terminal(item) is IndexingJob.model_validate(item).is_terminal
+
+
+@pytest.mark.parametrize(
+    "created_at", ["2026-01-02T03:04:05Z", "2026-01-02T03:04:05.123+02:00", 1767323045, 1767323045.5, "", "soon", None]
+)
+def test_a_listed_jobs_created_at_is_read_as_its_model_reads_it(created_at: object) -> None:
+    """Catches a sweep that places a job in the list by another time than the job's own (or none)."""
+    item = {"uuid": JOB_UUID, "created_at": created_at}
+    assert ListedIndexingJobs.created_at_of(item) == IndexingJob.model_validate(item).created_at
+    assert ListedIndexingJobs.created_at_of(item) == IndexingJob.model_validate(item).created_at  # cached: same

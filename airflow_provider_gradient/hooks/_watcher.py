@@ -93,9 +93,13 @@ def watcher_for(settings: ClientSettings, make_hook: Callable[[], GradientHook])
 
 
 class _Seen(NamedTuple):
-    """A job as a sweep saw it: the sweep's start (monotonic), the job as listed (JSON), whether it ended."""
+    """
+    A job as a sweep saw it: the sweep's start and when its page arrived (monotonic), the job as
+    listed (JSON), whether it ended.
+    """
 
     started: float
+    at: float
     listed: dict[str, Any]
     ended: bool
 
@@ -220,18 +224,9 @@ class JobWatcher:
         return woken.is_set()
 
     def _covers(self, uuid: str, since: float) -> bool:
-        """
-        Whether sweeps see a job for its sleeping waits: one that started after ``since``, or at
-        most one sweep gap before it (it may still have been reading), saw it running.
-        """
+        """Whether sweeps see a job for its sleeping waits: a page read since ``since`` listed it running."""
         seen = self._latest.get(uuid)
-        return (
-            not self.closed
-            and uuid in self._created
-            and seen is not None
-            and not seen.ended
-            and seen.started >= since - self._every
-        )
+        return not self.closed and uuid in self._created and seen is not None and not seen.ended and seen.at >= since
 
     async def observe(self, uuid: str, max_wait: float | None = None) -> IndexingJob | None:
         """
@@ -297,7 +292,7 @@ class JobWatcher:
         if self._task is None:
             return False
         targets = 0
-        for uuid in (*self._pending, *self._sleepers):
+        for uuid in dict.fromkeys((*self._pending, *self._sleepers)):
             targets += uuid in self._created
             if _sweep.worth_sweeping(targets):
                 return True
@@ -388,7 +383,7 @@ class JobWatcher:
     ) -> None:
         """Take in a job as a sweep listed it: keep it, wake the waits sleeping on its end, answer its reads."""
         ended = ListedIndexingJobs.is_terminal(listed)
-        seen = self._latest[uuid] = _Seen(started, listed, ended)
+        seen = self._latest[uuid] = _Seen(started, time.monotonic(), listed, ended)
         self._watch(uuid, ListedIndexingJobs.created_at_of(listed), ended)
         if ended:
             for woken in self._sleepers.get(uuid, ()):

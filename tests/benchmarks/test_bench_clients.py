@@ -98,14 +98,7 @@ def test_fleet_client_sees_every_job_end(mode: str, package_restored: None, monk
         jobs = asyncio.run(bench_fleet._create_jobs(emulator.base_url, [0.0] + [s + job_seconds for s in starts]))
         for name, value in conn_env(emulator.base_url, requests_per_minute=10**8, requests_per_hour=10**9).items():
             monkeypatch.setenv(name, value)
-        spec = {
-            "mode": mode,
-            "base_url": emulator.base_url,
-            "poll_interval": poll_interval,
-            "warmup": jobs[0],
-            "jobs": jobs[1:],
-            "starts": starts,
-        }
+        spec = bench_fleet.client_spec(mode, emulator.base_url, poll_interval, jobs, starts)
         emulator.control("DELETE", "/requests")
         result = asyncio.run(bench_fleet._client(spec))
         log = emulator.requests_log()

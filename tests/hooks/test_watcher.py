@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -658,6 +659,17 @@ def test_a_wait_sleeping_on_its_job_is_woken_by_the_sweep_that_sees_it_end(emu: 
     assert requests == 0  # every read answered from the sweep that saw the end
 
 
+def _count_parses(monkeypatch: pytest.MonkeyPatch, parsed: Counter[str]) -> None:
+    """From now on, count in ``parsed`` the jobs validated into models, by uuid."""
+    validate = IndexingJob.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[IndexingJob], obj: Any, *args: Any, **kwargs: Any) -> IndexingJob:
+        parsed[obj.get("uuid") if isinstance(obj, dict) else "?"] += 1
+        return validate(cls, obj, *args, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(IndexingJob, "model_validate", classmethod(counting))
+
+
 async def _sweeps_made(count: int) -> None:
     """Wait until the watcher of this loop has made ``count`` more sweeps."""
     (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
@@ -676,17 +688,12 @@ def test_a_wait_sleeps_on_while_the_sweeps_see_its_job_run_and_parses_nothing_me
     """
     jobs = list(_start_jobs(emu, 10))
     parsed: Counter[str] = Counter()
-    validate = IndexingJob.model_validate.__func__  # type: ignore[attr-defined]
-
-    def counting(cls: type[IndexingJob], obj: Any, *args: Any, **kwargs: Any) -> IndexingJob:
-        parsed[obj.get("uuid") if isinstance(obj, dict) else "?"] += 1
-        return validate(cls, obj, *args, **kwargs)  # type: ignore[no-any-return]
 
     async def scenario() -> tuple[int, list[bool], int]:
         hook = GradientHook()
         try:
             await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
-            monkeypatch.setattr(IndexingJob, "model_validate", classmethod(counting))
+            _count_parses(monkeypatch, parsed)
             sleeps = [asyncio.ensure_future(hook.await_indexing_job_end(uuid, 1.0, longest=3600.0)) for uuid in jobs]
             # Four sweeps, at least one sweep gap (1 s here) apart: more than the 1 s asked for.
             await asyncio.wait_for(_sweeps_made(4), 60.0)
@@ -747,6 +754,35 @@ def test_a_wait_whose_job_the_sweeps_no_longer_see_wakes_to_read_it(emu: Gradien
     assert asyncio.run(scenario()) == [False] * len(jobs)  # awake by themselves, not by a sweep
 
 
+def test_a_wait_wakes_to_read_its_job_when_no_sweep_read_it_within_its_poll_interval(
+    emu: GradientEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Catches a sweep taken as cover for longer than the poll interval it was read in: with sweeps
+    spaced out (here by a small hour limit: one page every 72 s) or stopped (the last jobs of a
+    batch), a wait must not sleep on the word of a sweep older than its own poll interval.
+    """
+    conn = json.loads(os.environ["AIRFLOW_CONN_GRADIENT_DEFAULT"])
+    conn["extra"]["requests_per_hour"] = 100  # sweeps of one page at most every 72 s
+    monkeypatch.setenv("AIRFLOW_CONN_GRADIENT_DEFAULT", json.dumps(conn))
+    jobs = list(_start_jobs(emu, 3))
+
+    async def scenario() -> tuple[list[bool], int]:
+        hook = GradientHook()
+        try:
+            await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
+            sleeps = asyncio.gather(
+                *(hook.await_indexing_job_end(uuid, 1.0, poll_interval=1.0, longest=3600.0) for uuid in jobs)
+            )
+            woken = await asyncio.wait_for(sleeps, 30.0)
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            return list(woken), watcher.sweeps
+        finally:
+            await hook.aclose()
+
+    assert asyncio.run(scenario()) == ([False] * len(jobs), 1)  # one sweep saw them run; then no cover
+
+
 @pytest.mark.parametrize("gradient_list_order", ["newest", "oldest"])
 def test_a_new_jobs_first_read_joins_the_sweeps_that_run_anyway(
     emu: GradientEmulator, gradient_list_order: str
@@ -787,17 +823,12 @@ def test_a_sweep_parses_only_the_watched_jobs_that_changed(
     """
     jobs = list(_start_jobs(emu, 20))
     parsed: Counter[str] = Counter()
-    validate = IndexingJob.model_validate.__func__  # type: ignore[attr-defined]
-
-    def counting(cls: type[IndexingJob], obj: Any, *args: Any, **kwargs: Any) -> IndexingJob:
-        parsed[obj.get("uuid") if isinstance(obj, dict) else "?"] += 1
-        return validate(cls, obj, *args, **kwargs)  # type: ignore[no-any-return]
 
     async def scenario() -> list[IndexingJob]:
         hook = GradientHook()
         try:
             await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
-            monkeypatch.setattr(IndexingJob, "model_validate", classmethod(counting))
+            _count_parses(monkeypatch, parsed)
             results = []
             # Three rounds of reads, two sweeps (the round after a sweep is answered from its states);
             # the jobs do not change (the emulator's clock stands still).
