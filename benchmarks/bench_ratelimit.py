@@ -182,7 +182,9 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
     created: dict[int, float] = {}
     auth = {"Authorization": f"Bearer {TOKEN}"}
     naive = aiohttp.ClientSession(headers=auth)
-    control = aiohttp.ClientSession(base_url)
+    # A new connection per control request: a kept-alive one that the emulator closes as a job is
+    # being created fails that job's wait, which the benchmark would count as the trigger's failure.
+    control = aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(force_close=True))
 
     async def wait(index: int, kb: str, start: float) -> None:
         await asyncio.sleep(start)
