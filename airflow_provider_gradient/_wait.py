@@ -174,9 +174,7 @@ class _Wait:
             delay = next_delay(self.poll_interval, self.polls, self._rng)
         self._retry_after = None
         self.polls += 1
-        if self.end_time is not None:
-            delay = max(0.0, min(delay, self.end_time - now + DEADLINE_MARGIN))
-        return delay
+        return self._until_deadline(delay, now, DEADLINE_MARGIN)
 
     def longest_sleep(self, now: float) -> float:
         """
@@ -185,10 +183,7 @@ class _Wait:
 
         :param now: The current time (epoch seconds).
         """
-        longest = LONGEST_SWEPT_SLEEP
-        if self.end_time is not None:
-            longest = min(longest, self.end_time - now + DEADLINE_MARGIN)
-        return max(0.0, longest)
+        return self._until_deadline(LONGEST_SWEPT_SLEEP, now, DEADLINE_MARGIN)
 
     def read_patience(self, now: float) -> float:
         """
@@ -200,9 +195,13 @@ class _Wait:
         :param now: The current time (epoch seconds).
         """
         patience = self.poll_interval if self.last_job is not None else max(self.poll_interval, LONGEST_SWEPT_SLEEP)
+        return self._until_deadline(patience, now)
+
+    def _until_deadline(self, seconds: float, now: float, margin: float = 0.0) -> float:
+        """``seconds``, but never more than until the deadline (plus ``margin``), nor less than 0."""
         if self.end_time is not None:
-            patience = min(patience, self.end_time - now)
-        return max(0.0, patience)
+            seconds = min(seconds, self.end_time - now + margin)
+        return max(0.0, seconds)
 
     def on_error(self, error: BaseException, now: float) -> dict[str, Any] | None:
         """
