@@ -157,6 +157,15 @@ class _Wait:
         """What to read next."""
         raise NotImplementedError
 
+    @property
+    def sleeps_on(self) -> str | None:
+        """
+        The job whose end ends the wait's sleep before its next read is due (a sweep of the job
+        list that sees the job end wakes the wait; while the sweeps see it run, the wait may sleep
+        on, up to :meth:`longest_sleep`), or ``None``: a plain sleep.
+        """
+        return None
+
     def evaluate(self, observation: Any) -> dict[str, Any] | None:
         """The event for the answer to :meth:`next_read`, or ``None`` to keep waiting."""
         raise NotImplementedError
@@ -295,6 +304,11 @@ class JobWait(_Wait):
         """The job, or its data-source results when :attr:`more_to_read`."""
         return Read("data_sources" if self._verdict is not None else "job", self.indexing_job_uuid)
 
+    @property
+    def sleeps_on(self) -> str | None:
+        """The job: its end is what the wait waits for."""
+        return self.indexing_job_uuid
+
     def evaluate(self, observation: IndexingJob | list[IndexedDataSource]) -> dict[str, Any] | None:
         """
         The job's event once it ended, else ``None``.
@@ -373,6 +387,15 @@ class KnowledgeBaseWait(_Wait):
     def next_read(self) -> Read:
         """The knowledge base."""
         return Read("knowledge_base", self.knowledge_base_uuid)
+
+    @property
+    def sleeps_on(self) -> str | None:
+        """
+        The knowledge base's latest job while it runs: the knowledge base cannot be fresh before
+        that job ends, so the next read is worth making only then.
+        """
+        job = self.last_job
+        return job.uuid if job is not None and job.uuid and not job.is_terminal else None
 
     def evaluate(self, observation: KnowledgeBaseDetails) -> dict[str, Any] | None:
         """

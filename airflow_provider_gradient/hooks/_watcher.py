@@ -168,6 +168,7 @@ class JobWatcher:
         its end).
         """
         if job.uuid:
+            self._last_read.setdefault(job.uuid, time.monotonic())  # forgotten when no longer read
             self._watch(job.uuid, job.created_at, job.is_terminal)
 
     def _watch(self, uuid: str, created_at: datetime | None, ended: bool) -> None:
