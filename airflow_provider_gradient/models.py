@@ -368,10 +368,15 @@ class ListedIndexingJobs(_Page):
     @staticmethod
     def is_terminal(item: dict[str, Any]) -> bool:
         """Whether a listed job has ended, as :attr:`IndexingJob.is_terminal` of the job would say."""
-        return classify(_to_str(item.get("phase")), _to_str(item.get("status"))).is_terminal
+        return _ends(_to_str(item.get("phase")), _to_str(item.get("status")))
 
 
 _TIMESTAMP: TypeAdapter[datetime | None] = TypeAdapter(Timestamp)
+
+
+@functools.lru_cache(maxsize=1024)  # a sweep looks at thousands of listed jobs, in a handful of states
+def _ends(phase: str | None, status: str | None) -> bool:
+    return classify(phase, status).is_terminal
 
 
 @functools.lru_cache(maxsize=16384)

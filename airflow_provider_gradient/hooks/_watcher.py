@@ -371,18 +371,27 @@ class JobWatcher:
             self.pages += 1
             known = len(sweep.found)
             sweep.feed(number, page)
+            arrived = time.monotonic()
             for uuid in itertools.islice(sweep.found, known, None):  # found on this page
-                self._saw(uuid, sweep.found[uuid], started, batch.get(uuid, ()))
+                self._saw(uuid, sweep.found[uuid], started, arrived, batch.get(uuid, ()))
         self.sweeps += 1
         self._memory = sweep.memory()
         self._last_pages = len(sweep.read)
 
     def _saw(
-        self, uuid: str, listed: dict[str, Any], started: float, futures: Iterable[asyncio.Future[IndexingJob | None]]
+        self,
+        uuid: str,
+        listed: dict[str, Any],
+        started: float,
+        arrived: float,
+        futures: Iterable[asyncio.Future[IndexingJob | None]],
     ) -> None:
-        """Take in a job as a sweep listed it: keep it, wake the waits sleeping on its end, answer its reads."""
+        """
+        Take in a job as a sweep that started at ``started`` listed it on a page that ``arrived``:
+        keep it, wake the waits sleeping on its end, answer its reads.
+        """
         ended = ListedIndexingJobs.is_terminal(listed)
-        seen = self._latest[uuid] = _Seen(started, time.monotonic(), listed, ended)
+        seen = self._latest[uuid] = _Seen(started, arrived, listed, ended)
         self._watch(uuid, ListedIndexingJobs.created_at_of(listed), ended)
         if ended:
             for woken in self._sleepers.get(uuid, ()):
