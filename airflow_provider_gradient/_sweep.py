@@ -59,6 +59,7 @@ __all__ = [
     "page_size",
     "pause_after_failures",
     "pause_after_sweep",
+    "pause_recent_reads",
     "retry_after_failure",
     "sweep_gap",
     "worth_sweeping",
@@ -203,6 +204,16 @@ def pause_after_sweep(memory: Memory) -> float:
     in case its answers say more.
     """
     return MAX_FAILURE_PAUSE if memory.end_unknown else 0.0
+
+
+def pause_recent_reads(memory: Memory) -> float:
+    """
+    Seconds recent reads are not queued for sweeps after a sweep that left ``memory``: a list
+    seen oldest first or in no order cannot answer them (each sweep would read a page for
+    nothing), so their readers read their knowledge bases' own lists; the list is looked at again
+    after :data:`MAX_FAILURE_PAUSE`, in case its order was one odd page.
+    """
+    return MAX_FAILURE_PAUSE if memory.order in (ListOrder.OLDEST, ListOrder.NONE) else 0.0
 
 
 def retry_after_failure(failures: int, rate_limited: bool) -> bool:

@@ -174,6 +174,7 @@ class JobWatcher:
         self._last_forget = time.monotonic()
         self._share = 1.0  # the share of the watched jobs' reads one sweep gathers (expected)
         self._paused_until = -math.inf  # monotonic: sweeps pause after failures
+        self._recent_paused_until = -math.inf  # monotonic: recent reads pause in a list not newest first
         self.closed = False
         #: Counters for benchmarks and tests: sweeps made, pages read, reads served, sweeps failed.
         self.sweeps = 0
@@ -340,8 +341,7 @@ class JobWatcher:
             self._forget_idle(now)
         if (
             self.closed
-            or now < self._paused_until
-            or self._memory.order is _sweep.ListOrder.OLDEST
+            or now < max(self._paused_until, self._recent_paused_until)
             or not _sweep.worth_sweeping(self._readings * self._share)
             or not _sweep.can_wait_for_sweep(self._last_start + self._every - now, max_wait)
         ):
@@ -481,6 +481,8 @@ class JobWatcher:
         self.sweeps += 1
         self._memory = sweep.memory()
         self._last_pages = len(sweep.read)
+        if recent:
+            self._recent_paused_until = time.monotonic() + _sweep.pause_recent_reads(self._memory)
         if recent and sweep.recent_complete:
             self._answer_recent(sweep, recent)
 
