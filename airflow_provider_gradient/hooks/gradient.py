@@ -6,7 +6,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -690,12 +690,16 @@ class GradientHook(BaseHook):
                     raise state  # not an API answer: a bug, or the task's cancellation
             if len(jobs) == len(states):  # else a running job is gone: its list says what it has
                 return KnowledgeBaseJobs([*recent.jobs, *jobs], recent.next_since, listed=False)
-        # Jobs created after this read are listed after every job a page listed before it.
+        # Jobs created after this read are created after every job listed before it; when no job
+        # was, after this moment by the triggerer's clock (within CLOCK_SLACK of the API's).
         newest = watcher.newest_listed if watcher is not None else None
+        now = datetime.now(timezone.utc)
         jobs = await self.arun(op)
         times = [job.created_at for job in jobs if job.created_at is not None]
         if newest is not None:
             times.append(newest)
+        if not times:
+            times.append(now)
         return KnowledgeBaseJobs(jobs, _sweep.next_since(max(times, default=None)), listed=True)
 
     async def _arecent(
