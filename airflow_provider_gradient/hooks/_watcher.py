@@ -445,9 +445,11 @@ class JobWatcher:
                 pause = _sweep.pause_after_failures(self._failed_in_row, rate_limited)
                 self._paused_until = time.monotonic() + pause
                 log.warning(
-                    "Sweeping the job list failed (%s); reading the %d jobs one by one%s.",
+                    "Sweeping the job list failed (%s); reading the %d jobs one by one and the lists of %d "
+                    "knowledge bases%s.",
                     err,
                     len(batch),
+                    readers,
                     f", and every job for {pause:.0f}s" if pause else "",
                 )
         for futures in batch.values():

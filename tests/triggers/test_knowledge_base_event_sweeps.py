@@ -121,7 +121,8 @@ async def test_many_watchers_read_their_own_lists_when_the_team_list_is_not_newe
 async def test_many_watchers_read_their_own_lists_when_the_team_list_fails(
     watch_emu: GradientEmulator, watch_conn: str
 ) -> None:
-    fault = watch_emu.faults.add(operation=SWEEP_OP, kind="status", status=500, times=None)
+    # The list works for the first sweeps, then fails on every request.
+    fault = watch_emu.faults.add(operation=SWEEP_OP, kind="status", status=500, times=None, after=2)
     outcome = await _watch_many(watch_emu)
     _assert_one_event_per_ended_job(outcome)
     assert fault.fired > 0  # the watcher tried the list
