@@ -26,7 +26,8 @@ loop and token watches the job from its first read on:
 
 A read the watcher could not serve (the job was not seen, too few jobs are watched for a sweep to
 pay, the sweep failed, sweeps pause after failures, no sweep in time) is answered with ``None``,
-and the hook reads that job by its own GET: a watcher never fails a wait.
+and the hook reads that job by its own GET (a recent read: the knowledge base's own list): a
+watcher never fails a wait.
 
 The watcher lives in memory only: it stops when no read has queued and no wait has slept on it for
 :data:`IDLE` seconds, or its loop ends, and the next read builds a new one. A restarted or

@@ -245,8 +245,9 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
 
     async def poll(self) -> AsyncIterator[TriggerEvent]:
         """
-        One round: read each knowledge base's latest jobs once and yield the events of the jobs
-        that ended since they were last seen. :meth:`run` repeats it forever.
+        One round: read each knowledge base's jobs once (its latest jobs, or those created since the
+        last round and those last seen running: :meth:`_read`) and yield the events of the jobs that
+        ended since they were last seen. :meth:`run` repeats it forever.
         """
         if not self.knowledge_base_uuids and not self._named and self.knowledge_base_name is not None:
             try:
