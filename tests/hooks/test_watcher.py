@@ -241,6 +241,8 @@ def test_bad_input_fails_before_any_request(emu: GradientEmulator) -> None:
     async def scenario() -> None:
         with pytest.raises(GradientConfigError, match="indexing_job_uuid"):
             await GradientHook().aobserve_indexing_job("not-a-uuid")
+        with pytest.raises(GradientConfigError, match="knowledge_base_uuid"):
+            await GradientHook().alist_recent_knowledge_base_indexing_jobs("not-a-kb", None)
 
     asyncio.run(scenario())
     assert emu.count() == 0
