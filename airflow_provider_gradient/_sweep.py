@@ -62,6 +62,7 @@ __all__ = [
     "pause_recent_reads",
     "retry_after_failure",
     "sweep_gap",
+    "sweep_pays",
     "worth_sweeping",
 ]
 
@@ -126,6 +127,16 @@ def next_since(newest: datetime | None) -> datetime | None:
     before it; ``None`` when nothing told the time (the next read cannot be a recent read).
     """
     return None if newest is None else newest - CLOCK_SLACK
+
+
+def sweep_pays(targets: int, readers: int) -> bool:
+    """
+    Whether a sweep is made for ``targets`` jobs to read and the recent jobs of ``readers``
+    knowledge bases: for any reader (it was queued because enough reads were expected,
+    :func:`worth_sweeping`; its alternative, its knowledge base's own list, costs a request too),
+    else when the jobs alone make it pay.
+    """
+    return readers > 0 or worth_sweeping(targets)
 
 
 def can_wait_for_sweep(starts_in: float, max_wait: float | None) -> bool:

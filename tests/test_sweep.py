@@ -426,3 +426,9 @@ def test_recent_jobs_need_the_order_confirmed_and_end_with_the_list() -> None:
 def test_next_since_keeps_clock_slack() -> None:
     assert _sweep.next_since(None) is None
     assert _sweep.next_since(T0) == T0 - _sweep.CLOCK_SLACK
+
+
+def test_a_sweep_is_made_for_any_queued_recent_read_but_for_jobs_only_when_it_pays() -> None:
+    assert _sweep.sweep_pays(0, 1)
+    assert not _sweep.sweep_pays(_sweep.MIN_WATCHED - 1, 0)
+    assert _sweep.sweep_pays(_sweep.MIN_WATCHED, 0)

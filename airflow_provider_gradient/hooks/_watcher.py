@@ -428,7 +428,7 @@ class JobWatcher:
         targets = self._targets(batch)
         readers = len({read.knowledge_base_uuid for read in recent})
         # Reads queued while the last sweep was failing (or found the list unsweepable) respect its pause.
-        if _sweep.worth_sweeping(len(targets) + readers) and time.monotonic() >= self._paused_until:
+        if _sweep.sweep_pays(len(targets), readers) and time.monotonic() >= self._paused_until:
             try:
                 await self._sweep(targets, started, batch, recent)
                 self._failed_in_row = 0

@@ -67,12 +67,18 @@ async def _watch_many(emu: GradientEmulator) -> Outcome:
         await rounds(2)  # the first round (each knowledge base's own list) is done
         lists, started = emu.count(operation=LIST_OP), sum(trigger.rounds for trigger in triggers)
         for kb in kbs[: MANY // 2]:  # jobs seen running for a few rounds
-            ended[kb].append(start_job(emu, kb))
+            emu.script_jobs(kb, "COMPLETED", duration=300, pending=1)
+            ended[kb].append(emu.start_job_server_side(kb))
+        await rounds(2)
+        # A newer job elsewhere: the next rounds' reads start after the running jobs were created,
+        # so they read those by themselves.
+        emu.clock.advance(120)
+        run_job(emu, history.uuid)
         await rounds(2)
         # Jobs created right after the sweeps saw the newest jobs, and ended before the next round.
         for kb in kbs[MANY // 2 :]:
             ended[kb].append(start_job(emu, kb))
-        emu.clock.advance(120)  # every job so far ends
+        emu.clock.advance(120)  # every job so far ends (the first ones ran 300 s)
         for kb in kbs:  # and every knowledge base gets one more, created and ended between two rounds
             ended[kb].append(run_job(emu, kb, "FAILED"))
         await wait_until(lambda: sum(len(w.events) for w in watches) >= sum(map(len, ended.values())), 60)
