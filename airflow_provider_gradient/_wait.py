@@ -157,6 +157,15 @@ class _Wait:
         """What to read next."""
         raise NotImplementedError
 
+    @property
+    def sleeps_on(self) -> str | None:
+        """
+        The job whose end ends the wait's sleep before its next read is due (a sweep of the job
+        list that sees the job end wakes the wait; while the sweeps see it run, the wait may sleep
+        on, up to :meth:`longest_sleep`), or ``None``: a plain sleep.
+        """
+        return None
+
     def evaluate(self, observation: Any) -> dict[str, Any] | None:
         """The event for the answer to :meth:`next_read`, or ``None`` to keep waiting."""
         raise NotImplementedError
@@ -174,9 +183,7 @@ class _Wait:
             delay = next_delay(self.poll_interval, self.polls, self._rng)
         self._retry_after = None
         self.polls += 1
-        if self.end_time is not None:
-            delay = max(0.0, min(delay, self.end_time - now + DEADLINE_MARGIN))
-        return delay
+        return self._until_deadline(delay, now, DEADLINE_MARGIN)
 
     def longest_sleep(self, now: float) -> float:
         """
@@ -185,10 +192,7 @@ class _Wait:
 
         :param now: The current time (epoch seconds).
         """
-        longest = LONGEST_SWEPT_SLEEP
-        if self.end_time is not None:
-            longest = min(longest, self.end_time - now + DEADLINE_MARGIN)
-        return max(0.0, longest)
+        return self._until_deadline(LONGEST_SWEPT_SLEEP, now, DEADLINE_MARGIN)
 
     def read_patience(self, now: float) -> float:
         """
@@ -200,9 +204,13 @@ class _Wait:
         :param now: The current time (epoch seconds).
         """
         patience = self.poll_interval if self.last_job is not None else max(self.poll_interval, LONGEST_SWEPT_SLEEP)
+        return self._until_deadline(patience, now)
+
+    def _until_deadline(self, seconds: float, now: float, margin: float = 0.0) -> float:
+        """``seconds``, but never more than until the deadline (plus ``margin``), nor less than 0."""
         if self.end_time is not None:
-            patience = min(patience, self.end_time - now)
-        return max(0.0, patience)
+            seconds = min(seconds, self.end_time - now + margin)
+        return max(0.0, seconds)
 
     def on_error(self, error: BaseException, now: float) -> dict[str, Any] | None:
         """
@@ -296,6 +304,11 @@ class JobWait(_Wait):
         """The job, or its data-source results when :attr:`more_to_read`."""
         return Read("data_sources" if self._verdict is not None else "job", self.indexing_job_uuid)
 
+    @property
+    def sleeps_on(self) -> str | None:
+        """The job: its end is what the wait waits for."""
+        return self.indexing_job_uuid
+
     def evaluate(self, observation: IndexingJob | list[IndexedDataSource]) -> dict[str, Any] | None:
         """
         The job's event once it ended, else ``None``.
@@ -374,6 +387,15 @@ class KnowledgeBaseWait(_Wait):
     def next_read(self) -> Read:
         """The knowledge base."""
         return Read("knowledge_base", self.knowledge_base_uuid)
+
+    @property
+    def sleeps_on(self) -> str | None:
+        """
+        The knowledge base's latest job while it runs: the knowledge base cannot be fresh before
+        that job ends, so the next read is worth making only then.
+        """
+        job = self.last_job
+        return job.uuid if job is not None and job.uuid and not job.is_terminal else None
 
     def evaluate(self, observation: KnowledgeBaseDetails) -> dict[str, Any] | None:
         """

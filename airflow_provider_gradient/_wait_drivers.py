@@ -152,14 +152,15 @@ async def _apause(
     hook: GradientHook, wait: Wait, read_job: ReadJob | None, seconds: float, clock: Callable[[], float]
 ) -> None:
     """
-    The one place the async driver sleeps between polls: until the next read of a job, the job
-    watcher may cut the sleep short when a sweep sees the job end, or lengthen it (up to the wait's
+    The one place the async driver sleeps between polls: when the wait sleeps on a job
+    (:attr:`~airflow_provider_gradient._wait.JobWait.sleeps_on`), the job watcher may cut the sleep
+    short when a sweep sees the job end, or lengthen it (up to the wait's
     :meth:`~airflow_provider_gradient._wait.JobWait.longest_sleep`) while its sweeps see the job run.
     """
-    read = wait.next_read()
-    if read_job is None and read.kind == "job":
+    uuid = wait.sleeps_on
+    if read_job is None and uuid is not None:
         await hook.await_indexing_job_end(
-            read.uuid, seconds, poll_interval=wait.poll_interval, longest=wait.longest_sleep(clock())
+            uuid, seconds, poll_interval=wait.poll_interval, longest=wait.longest_sleep(clock())
         )
     else:
         await asyncio.sleep(seconds)
@@ -170,7 +171,7 @@ async def _aread(hook: GradientHook, read: Read, read_job: ReadJob | None, max_w
         return await _aread_job(hook, read.uuid, read_job, max_wait)
     if read.kind == "data_sources":
         return await hook.alist_indexing_job_data_sources(read.uuid)
-    return await hook.aget_knowledge_base(read.uuid)
+    return await hook.aobserve_knowledge_base(read.uuid)
 
 
 async def astep(

@@ -13,7 +13,7 @@ import functools
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, TypeAdapter
 
 __all__ = [
     "TERMINAL_PHASES",
@@ -338,6 +338,13 @@ class IndexingJobPage(_Page):
     jobs: list[IndexingJob] = Field(default_factory=list)
 
 
+def _listed_jobs(value: Any) -> list[dict[str, Any]]:
+    """A page's jobs as decoded, checked to be JSON objects but not copied (a sweep reads thousands)."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError("jobs must be a list of objects")
+    return value
+
+
 class ListedIndexingJobs(_Page):
     """
     One page of the team's job list as the job watcher reads it: the jobs left as decoded JSON, so
@@ -345,7 +352,7 @@ class ListedIndexingJobs(_Page):
     (:meth:`created_at_of` reads the one field every listed job is looked at for).
     """
 
-    jobs: list[dict[str, Any]] = Field(default_factory=list)
+    jobs: Annotated[list[dict[str, Any]], PlainValidator(_listed_jobs)] = Field(default_factory=list)
 
     @staticmethod
     def created_at_of(item: dict[str, Any]) -> datetime | None:
@@ -361,10 +368,15 @@ class ListedIndexingJobs(_Page):
     @staticmethod
     def is_terminal(item: dict[str, Any]) -> bool:
         """Whether a listed job has ended, as :attr:`IndexingJob.is_terminal` of the job would say."""
-        return classify(_to_str(item.get("phase")), _to_str(item.get("status"))).is_terminal
+        return _ends(_to_str(item.get("phase")), _to_str(item.get("status")))
 
 
 _TIMESTAMP: TypeAdapter[datetime | None] = TypeAdapter(Timestamp)
+
+
+@functools.lru_cache(maxsize=1024)  # a sweep looks at thousands of listed jobs, in a handful of states
+def _ends(phase: str | None, status: str | None) -> bool:
+    return classify(phase, status).is_terminal
 
 
 @functools.lru_cache(maxsize=16384)

@@ -9,6 +9,7 @@ an in-memory ``task_state_store``); the real ones are exercised by ``tests/dag_r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Callable
@@ -99,6 +100,16 @@ def make_context(emu: GradientEmulator) -> Callable[..., dict[str, Any]]:
         return context
 
     return _make
+
+
+async def sweeps_made(count: int) -> None:
+    """Wait until the job watcher of this loop has made ``count`` more sweeps."""
+    from airflow_provider_gradient.hooks import _watcher
+
+    (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+    until = watcher.sweeps + count
+    while watcher.sweeps < until:  # noqa: ASYNC110 - the watcher has no event per sweep to wait on
+        await asyncio.sleep(0.05)
 
 
 async def first_event(trigger: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from airflow_provider_gradient.models import (
     TERMINAL_PHASES,
@@ -300,3 +301,18 @@ def test_a_listed_jobs_created_at_is_read_as_its_model_reads_it(created_at: obje
     item = {"uuid": JOB_UUID, "created_at": created_at}
     assert ListedIndexingJobs.created_at_of(item) == IndexingJob.model_validate(item).created_at
     assert ListedIndexingJobs.created_at_of(item) == IndexingJob.model_validate(item).created_at  # cached: same
+
+
+@pytest.mark.parametrize("jobs", [None, "jobs", {"uuid": JOB_UUID}, [{"uuid": JOB_UUID}, "job"], [[JOB_UUID]]])
+def test_a_listed_page_whose_jobs_are_not_objects_does_not_parse(jobs: object) -> None:
+    """Catches a sweep that takes a malformed page for jobs (it must fail, so its readers GET their jobs)."""
+    with pytest.raises(ValidationError):
+        ListedIndexingJobs.model_validate({"jobs": jobs})
+
+
+def test_a_listed_page_keeps_its_jobs_as_decoded() -> None:
+    """Catches a page that copies every job it lists: a sweep lists thousands, and reads few of them."""
+    decoded = [{"uuid": JOB_UUID, "phase": "BATCH_JOB_PHASE_RUNNING"}, {"uuid": JOB_UUID, "extra": {"a": [1]}}]
+    page = ListedIndexingJobs.model_validate({"jobs": decoded})
+    assert page.jobs == decoded
+    assert all(listed is item for listed, item in zip(page.jobs, decoded, strict=True))

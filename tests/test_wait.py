@@ -277,6 +277,22 @@ def test_kb_wait_reads_the_knowledge_base_until_it_is_fresh() -> None:
     assert not wait.more_to_read
 
 
+def test_a_wait_sleeps_on_its_job_and_a_kb_wait_on_its_latest_job_while_it_runs() -> None:
+    """
+    Catches a knowledge-base wait that re-reads its knowledge base while its latest job still runs,
+    or sleeps on one that ended.
+    """
+    assert job_wait().sleeps_on == JOB
+    wait = kb_wait(indexed_after="2999-01-01T00:00:00Z")
+    assert wait.sleeps_on is None  # nothing read yet
+    wait.evaluate(details(None))
+    assert wait.sleeps_on is None
+    wait.evaluate(details(job()))
+    assert wait.sleeps_on == JOB
+    wait.evaluate(details(job("SUCCEEDED", "COMPLETED")))  # too old for indexed_after: still waiting
+    assert wait.sleeps_on is None
+
+
 def test_kb_wait_honours_indexed_after() -> None:
     after = datetime.fromtimestamp(T0 + 1, tz=timezone.utc).isoformat()
     assert kb_wait(indexed_after=after).evaluate(details(job("SUCCEEDED", "COMPLETED"))) is None

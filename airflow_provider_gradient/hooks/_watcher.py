@@ -152,7 +152,7 @@ class JobWatcher:
         self._created: dict[str, datetime | None] = {}  # watched jobs (not ended) -> created_at, if known
         self._latest: dict[str, _Seen] = {}  # uuid -> the job as the latest sweep that saw it saw it
         self._parsed: dict[str, tuple[dict[str, Any], IndexingJob]] = {}  # uuid -> (as listed, as parsed)
-        self._sleepers: dict[str, set[asyncio.Event]] = {}  # uuid -> the waits sleeping until its next read
+        self._sleepers: dict[str, set[asyncio.Future[bool]]] = {}  # uuid -> the waits sleeping until its next read
         self._last_read: dict[str, float] = {}  # uuid -> monotonic time of its last read
         self._gap: dict[str, float] = {}  # uuid -> its reads' interval (smoothed)
         self._asked: dict[str, float] = {}  # uuid -> the delay its waits last slept for (their poll interval)
@@ -208,6 +208,7 @@ class JobWatcher:
         its end).
         """
         if job.uuid:
+            self._last_read.setdefault(job.uuid, time.monotonic())  # forgotten when no longer read
             self._watch(job.uuid, job.created_at, job.is_terminal)
 
     def _watch(self, uuid: str, created_at: datetime | None, ended: bool) -> None:
@@ -239,31 +240,27 @@ class JobWatcher:
             return False
         interval = max(seconds, poll_interval or 0.0)
         self._asked[uuid] = interval
-        woken = asyncio.Event()
-        self._sleepers.setdefault(uuid, set()).add(woken)
         self._start()
         self._wake.set()
+        loop = asyncio.get_running_loop()
         began = time.monotonic()
         until = began + max(seconds, longest or 0.0)
         stretch = seconds
-        try:
-            while True:
-                try:
-                    await asyncio.wait_for(woken.wait(), max(0.0, min(stretch, until - began)))
-                    break
-                except asyncio.TimeoutError:
-                    pass
-                now = time.monotonic()
-                if now >= until or not self._covers(uuid, began):
-                    break
-                began, stretch = now, interval
-        finally:
-            sleepers = self._sleepers.get(uuid)
-            if sleepers is not None:
+        while True:
+            woken: asyncio.Future[bool] = loop.create_future()
+            sleepers = self._sleepers.setdefault(uuid, set())
+            sleepers.add(woken)
+            try:
+                if await _within(woken, max(0.0, min(stretch, until - began)), False):
+                    return True
+            finally:
                 sleepers.discard(woken)
-                if not sleepers:
+                if not sleepers and self._sleepers.get(uuid) is sleepers:
                     del self._sleepers[uuid]
-        return woken.is_set()
+            now = time.monotonic()
+            if now >= until or not self._covers(uuid, began):
+                return False
+            began, stretch = now, interval
 
     def _covers(self, uuid: str, since: float) -> bool:
         """Whether sweeps see a job for its sleeping waits: a page read since ``since`` listed it running."""
@@ -312,10 +309,8 @@ class JobWatcher:
         self._wake.set()
         if max_wait is None:
             return await future
-        try:
-            return await asyncio.wait_for(future, max_wait)  # cancels the future when the time is up
-        except asyncio.TimeoutError:
-            return None  # the reader GETs its job; the sweep skips a read nobody waits for
+        # Answered None when the time is up: the reader GETs its job; the sweep skips a read nobody waits for.
+        return await _within(future, max_wait, None)
 
     async def observe_recent(
         self, knowledge_base_uuid: str, since: datetime, max_wait: float | None = None
@@ -353,10 +348,7 @@ class JobWatcher:
         self._wake.set()
         if max_wait is None:
             return await future
-        try:
-            return await asyncio.wait_for(future, max_wait)
-        except asyncio.TimeoutError:
-            return None
+        return await _within(future, max_wait, None)  # the reader reads its list; the sweep skips it
 
     def _start(self) -> None:
         if self._task is None:
@@ -366,31 +358,29 @@ class JobWatcher:
             self._task = contextvars.Context().run(loop.create_task, self._run(), name="gradient-job-watcher")
             self._task.add_done_callback(_log_stop)
 
-    def _targets(self, reading: Iterable[str]) -> dict[str, datetime | None]:
-        """The jobs a sweep reads: those ``reading`` (reads queued) and those waits sleep on."""
-        return {uuid: self._created[uuid] for uuid in (*reading, *self._sleepers) if uuid in self._created}
+    def _targets(self, reading: Iterable[str], enough: int | None = None) -> dict[str, datetime | None]:
+        """
+        The jobs a sweep reads: those ``reading`` (reads queued) and those waits sleep on, each once;
+        only the first ``enough`` of them when given (enough to tell whether a sweep pays).
+        """
+        targets: dict[str, datetime | None] = {}
+        for uuid in itertools.chain(reading, self._sleepers):
+            if uuid in self._created and uuid not in targets:
+                targets[uuid] = self._created[uuid]
+                if enough is not None and len(targets) >= enough:
+                    break
+        return targets
 
     def _sweeping(self) -> bool:
         """Whether sweeps run anyway (a first read may then join them instead of its own GET)."""
-        if self._task is None:
-            return False
-        targets = 0
-        for uuid in dict.fromkeys((*self._pending, *self._sleepers)):
-            targets += uuid in self._created
-            if _sweep.worth_sweeping(targets):
-                return True
-        return False
+        return self._task is not None and _sweep.worth_sweeping(len(self._targets(self._pending, _sweep.MIN_WATCHED)))
 
     # ----------------------------------------------------------------------------------------
 
     async def _run(self) -> None:
         try:
             while True:
-                if (
-                    not self._pending
-                    and not self._recent_pending
-                    and not _sweep.worth_sweeping(len(self._targets(self._pending)))
-                ):
+                if not self._pending and not self._recent_pending and not self._sweeping():
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), IDLE)
@@ -476,11 +466,12 @@ class JobWatcher:
             self.pages += 1
             known = len(sweep.found)
             sweep.feed(number, page)
+            arrived = time.monotonic()
             times = [time for time in sweep.read[number] if time is not None]
             if times and (self.newest_listed is None or max(times) > self.newest_listed):
                 self.newest_listed = max(times)
             for uuid in itertools.islice(sweep.found, known, None):  # found on this page
-                self._saw(uuid, sweep.found[uuid], started, batch.get(uuid, ()))
+                self._saw(uuid, sweep.found[uuid], started, arrived, batch.get(uuid, ()))
         self.sweeps += 1
         self._memory = sweep.memory()
         self._last_pages = len(sweep.read)
@@ -511,15 +502,23 @@ class JobWatcher:
             _answer([read.future], RecentJobs(jobs, next_since))
 
     def _saw(
-        self, uuid: str, listed: dict[str, Any], started: float, futures: Iterable[asyncio.Future[IndexingJob | None]]
+        self,
+        uuid: str,
+        listed: dict[str, Any],
+        started: float,
+        arrived: float,
+        futures: Iterable[asyncio.Future[IndexingJob | None]],
     ) -> None:
-        """Take in a job as a sweep listed it: keep it, wake the waits sleeping on its end, answer its reads."""
+        """
+        Take in a job as a sweep that started at ``started`` listed it on a page that ``arrived``:
+        keep it, wake the waits sleeping on its end, answer its reads.
+        """
         ended = ListedIndexingJobs.is_terminal(listed)
-        seen = self._latest[uuid] = _Seen(started, time.monotonic(), listed, ended)
+        seen = self._latest[uuid] = _Seen(started, arrived, listed, ended)
         self._watch(uuid, ListedIndexingJobs.created_at_of(listed), ended)
         if ended:
             for woken in self._sleepers.get(uuid, ()):
-                woken.set()
+                _settle(woken, True)
         waiting = [future for future in futures if not future.done()]
         if waiting and (job := self._job(uuid, seen)) is not None:
             self.served += len(waiting)
@@ -602,5 +601,23 @@ def _fresh(seen: _Seen, last: float | None, now: float, max_wait: float | None, 
 
 def _answer(futures: list[asyncio.Future[T | None]], answer: T | None) -> None:
     for future in futures:
-        if not future.done():
-            future.set_result(answer)
+        _settle(future, answer)
+
+
+def _settle(future: asyncio.Future[T], value: T) -> None:
+    """Answer ``future`` with ``value`` unless it has its answer already."""
+    if not future.done():
+        future.set_result(value)
+
+
+async def _within(future: asyncio.Future[T], seconds: float, default: T) -> T:
+    """
+    ``await future``, answered ``default`` when ``seconds`` pass first. Cheaper than
+    :func:`asyncio.wait_for`, which wraps what it waits for in a task: thousands of waits sleep and
+    read through here.
+    """
+    timer = asyncio.get_running_loop().call_later(seconds, _settle, future, default)
+    try:
+        return await future
+    finally:
+        timer.cancel()

@@ -638,6 +638,26 @@ class GradientHook(BaseHook):
         """Async :meth:`get_knowledge_base`."""
         return await self.arun(_api.get_knowledge_base(knowledge_base_uuid))
 
+    async def aobserve_knowledge_base(self, knowledge_base_uuid: str) -> KnowledgeBaseDetails:
+        """
+        :meth:`aget_knowledge_base` for a wait that reads a knowledge base again and again: the same
+        request, result and errors, and the job watcher of this event loop and token watches the
+        knowledge base's latest job while it runs, so that the wait can sleep on that job with
+        :meth:`await_indexing_job_end` (the knowledge base cannot be fresh before it ends).
+
+        :param knowledge_base_uuid: The knowledge base to read.
+        """
+        details = await self.aget_knowledge_base(knowledge_base_uuid)
+        job = details.knowledge_base.last_indexing_job
+        if job is not None:
+            from airflow_provider_gradient.hooks._watcher import watcher_for
+
+            try:
+                watcher_for(await self.asettings(), self._watcher_hook).learn(job)
+            except Exception as err:  # never fail a wait because of the watcher: its sleeps are plain
+                self.log.warning("The job watcher failed (%s); not watching indexing job %s.", err, job.uuid)
+        return details
+
     async def alist_knowledge_base_indexing_jobs(self, knowledge_base_uuid: str) -> list[IndexingJob]:
         """Async :meth:`list_knowledge_base_indexing_jobs`."""
         return await self.arun(_api.list_knowledge_base_indexing_jobs(knowledge_base_uuid))

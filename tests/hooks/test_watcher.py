@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from task_support import sweeps_made
 
 from airflow_provider_gradient import _api, _sweep
 from airflow_provider_gradient.exceptions import GradientConfigError, GradientNotFoundError
@@ -704,14 +705,6 @@ def _count_parses(monkeypatch: pytest.MonkeyPatch, parsed: Counter[str]) -> None
     monkeypatch.setattr(IndexingJob, "model_validate", classmethod(counting))
 
 
-async def _sweeps_made(count: int) -> None:
-    """Wait until the watcher of this loop has made ``count`` more sweeps."""
-    (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
-    until = watcher.sweeps + count
-    while watcher.sweeps < until:  # noqa: ASYNC110 - the watcher has no event per sweep to wait on
-        await asyncio.sleep(0.05)
-
-
 def test_a_wait_sleeps_on_while_the_sweeps_see_its_job_run_and_parses_nothing_meanwhile(
     emu: GradientEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -730,7 +723,7 @@ def test_a_wait_sleeps_on_while_the_sweeps_see_its_job_run_and_parses_nothing_me
             _count_parses(monkeypatch, parsed)
             sleeps = [asyncio.ensure_future(hook.await_indexing_job_end(uuid, 1.0, longest=3600.0)) for uuid in jobs]
             # Four sweeps, at least one sweep gap (1 s here) apart: more than the 1 s asked for.
-            await asyncio.wait_for(_sweeps_made(4), 60.0)
+            await asyncio.wait_for(sweeps_made(4), 60.0)
             awake = sum(sleep.done() for sleep in sleeps)
             emu.clock.advance(3600.0)  # every job ends
             woken = await asyncio.wait_for(asyncio.gather(*sleeps), 60.0)
@@ -778,7 +771,7 @@ def test_a_wait_whose_job_the_sweeps_no_longer_see_wakes_to_read_it(emu: Gradien
         try:
             await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
             sleeps = asyncio.gather(*(hook.await_indexing_job_end(uuid, 1.0, longest=3600.0) for uuid in jobs))
-            await asyncio.wait_for(_sweeps_made(1), 60.0)
+            await asyncio.wait_for(sweeps_made(1), 60.0)
             for uuid in jobs:
                 emu.delete_job(uuid)
             return list(await asyncio.wait_for(sleeps, 60.0))

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from task_support import sweeps_made
 
 from airflow_provider_gradient.testing.emulator import GradientEmulator
 from airflow_provider_gradient.triggers.indexing_job import GradientIndexingJobTrigger
@@ -59,3 +60,42 @@ async def test_triggers_on_one_loop_are_served_by_sweeps(
     if ordered:
         assert lists >= 1
         assert gets <= len(expected)  # the first reads at most: every end was seen by a sweep
+
+
+async def test_knowledge_base_waits_sleep_on_their_latest_jobs_while_the_sweeps_see_them_run(
+    emu: GradientEmulator, conn: str
+) -> None:
+    """
+    Catches knowledge-base waits (the deferred sensor's mode) that read their knowledge base at
+    every poll while its latest job runs: it cannot be fresh before that job ends, and the sweeps
+    that see the job run wake the wait when it ends. Each wait reads its knowledge base twice: once
+    to find the running job, once after the sweep saw it end.
+    """
+    expected = {}
+    for index in range(6):
+        kb = emu.create_knowledge_base(f"kb{index}", data_sources=1)
+        outcome = list(OUTCOMES)[index % len(OUTCOMES)]
+        emu.script_jobs(kb.uuid, outcome, duration=600.0, pending=1.0)
+        emu.start_job_server_side(kb.uuid)
+        expected[kb.uuid] = OUTCOMES[outcome]
+    emu.reset_requests()
+    # Polling every 4 s, sweeps come 1 s apart.
+    triggers = [GradientIndexingJobTrigger(knowledge_base_uuid=uuid, poll_interval=4.0) for uuid in expected]
+    waits = asyncio.gather(*(_event(trigger) for trigger in triggers))
+    await asyncio.wait_for(_all_read(emu, len(expected)), 30)
+    await asyncio.wait_for(sweeps_made(6), 60)  # at least 5 s: more than one poll interval
+    emu.clock.advance(3600.0)  # every job ends
+    events = await asyncio.wait_for(waits, 60)
+
+    for uuid, event in zip(expected, events, strict=True):
+        assert event["knowledge_base_uuid"] == uuid
+        assert event["status"] == expected[uuid], event
+    assert emu.count("GET", "genai_get_knowledge_base") == 2 * len(expected)
+    assert emu.count("GET", "genai_get_indexing_job") == 0
+    assert emu.count("GET", "genai_list_indexing_jobs") >= 6
+
+
+async def _all_read(emu: GradientEmulator, count: int) -> None:
+    """Wait until ``count`` knowledge bases were read (each wait's first read)."""
+    while emu.count("GET", "genai_get_knowledge_base") < count:  # noqa: ASYNC110 - no event to wait on
+        await asyncio.sleep(0.05)
