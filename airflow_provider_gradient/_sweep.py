@@ -273,10 +273,18 @@ class Sweep:
     :param watched: How many jobs are watched in all (the page is sized for them too: they lie
         between the targets in the list).
     :param since: The oldest ``created_at`` of the recent jobs to read (``None``: none to read).
+    :param readers: How many knowledge bases' recent reads it serves (``None``: any number): it reads
+        at most that many pages for them, as each page must replace at least one knowledge base's
+        own list (the readers of a read not complete read their lists).
     """
 
     def __init__(
-        self, targets: Mapping[str, datetime | None], memory: Memory, watched: int = 0, since: datetime | None = None
+        self,
+        targets: Mapping[str, datetime | None],
+        memory: Memory,
+        watched: int = 0,
+        since: datetime | None = None,
+        readers: int | None = None,
     ) -> None:
         if not targets and since is None:
             raise ValueError("a sweep needs at least one job or a time to read the recent jobs from")
@@ -288,6 +296,7 @@ class Sweep:
         self.oldest: datetime | None = min(known) if known else None
         self.order = memory.order
         self.since = since
+        self.readers = readers
         self._memory = memory
         recent_depth = memory.recent_depth if since is not None else None
         self.per_page = page_size(max(len(targets), watched, recent_depth or 0), memory.depth, memory.order)
@@ -371,6 +380,7 @@ class Sweep:
             and self.order in (ListOrder.NEWEST, ListOrder.UNKNOWN)
             and number == len(self.read)
             and self.covered is not None
+            and (self.readers is None or len(self.read) < self.readers)
         )
 
     def memory(self) -> Memory:

@@ -374,6 +374,18 @@ def test_recent_jobs_are_read_from_page_one_back_past_since() -> None:
     assert Sweep({}, sweep.memory(), since=since).per_page == 32
 
 
+def test_recent_jobs_take_at_most_one_page_per_knowledge_base_they_serve() -> None:
+    """Catches recent reads that cost more pages than the knowledge bases' own lists they replace."""
+    jobs = _jobs(1000)
+    since = jobs[-25].created_at
+    two = Sweep({}, Memory(), since=since, readers=2)
+    assert _run(two, _listed(jobs, "newest")) == [1, 2]
+    assert not two.recent_complete  # its two readers read their lists
+    three = Sweep({}, Memory(), since=since, readers=3)
+    assert _run(three, _listed(jobs, "newest")) == [1, 2, 3]
+    assert three.recent_complete
+
+
 def test_recent_jobs_with_targets_read_as_deep_as_either_needs() -> None:
     jobs = _jobs(1000)
     since = jobs[-5].created_at

@@ -416,7 +416,7 @@ class JobWatcher:
         recent = [read for read in recent if not read.future.done()]
         started = self._last_start
         targets = self._targets(batch)
-        readers = len({read.knowledge_base_uuid for read in recent})
+        readers = _knowledge_bases(recent)
         # Reads queued while the last sweep was failing (or found the list unsweepable) respect its pause.
         if _sweep.sweep_pays(len(targets), readers) and time.monotonic() >= self._paused_until:
             try:
@@ -460,7 +460,8 @@ class JobWatcher:
         as its page arrives, the recent reads are answered when the sweep ends.
         """
         since = min((read.since for read in recent), default=None)
-        sweep = _sweep.Sweep(targets, self._memory, len(self._created), since)
+        readers = _knowledge_bases(recent)
+        sweep = _sweep.Sweep(targets, self._memory, len(self._created), since, readers)
         while (number := sweep.next_page()) is not None:
             page = await self._hook.arun(_api.sweep_indexing_jobs(number, sweep.per_page), retry=False)
             self.pages += 1
@@ -597,6 +598,11 @@ def _fresh(seen: _Seen, last: float | None, now: float, max_wait: float | None, 
     if seen.ended or (last is not None and seen.started >= last):
         return True
     return max_wait is not None and now - seen.started <= max_wait + every
+
+
+def _knowledge_bases(recent: Iterable[_RecentRead]) -> int:
+    """How many knowledge bases the recent reads are of."""
+    return len({read.knowledge_base_uuid for read in recent})
 
 
 def _answer(futures: list[asyncio.Future[T | None]], answer: T | None) -> None:
