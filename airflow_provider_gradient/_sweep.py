@@ -11,6 +11,13 @@ so one request can observe many running jobs. The order of that list is not docu
 * no order (or an order a page contradicts): read every page only while that is cheaper than one
   GET per job not seen yet, else stop.
 
+A sweep may also read the recent jobs: every job created since a time (``since``), for the
+knowledge-base event triggers. That needs the list newest first, read contiguously from page 1
+back past ``since`` (:attr:`Sweep.recent_complete`); the newest ``created_at`` on page 1 then tells
+how far the sweep covered (:attr:`Sweep.covered`): every job created later is listed at or after
+that time, so the next read starts there, less :data:`CLOCK_SLACK` (:func:`next_since`). In any
+other order a recent read is not answered, and its reader reads its knowledge base's own list.
+
 A target whose ``created_at`` is not known yet (a job a wait reads for the first time) is looked
 for where new jobs are listed: the newest end of the list, read on while its pages hold targets.
 Every watched job a sweep did not see (deleted, moved, older than the pages read, a list in no
@@ -28,13 +35,14 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_gradient._api import MAX_PER_PAGE, last_page_number
 from airflow_provider_gradient.models import ListedIndexingJobs
 
 __all__ = [
+    "CLOCK_SLACK",
     "GETS_PER_PAGE",
     "MAX_PAGES",
     "MIN_PER_PAGE",
@@ -46,12 +54,15 @@ __all__ = [
     "Sweep",
     "can_wait_for_sweep",
     "expected_batch",
+    "next_since",
     "order_of",
     "page_size",
     "pause_after_failures",
     "pause_after_sweep",
+    "pause_recent_reads",
     "retry_after_failure",
     "sweep_gap",
+    "sweep_pays",
     "worth_sweeping",
 ]
 
@@ -74,6 +85,9 @@ MAX_FAILURE_PAUSE = 600.0
 #: The share of the token's minute limit sweeps may take at most (the rest is the tasks' own calls,
 #: the per-job reads and the token's other users).
 SWEEP_SHARE = 0.5
+#: How far before the newest job a sweep saw a recent read starts next time: room for the server's
+#: clocks to disagree about ``created_at`` (the jobs read twice are told apart by their uuids).
+CLOCK_SLACK = timedelta(seconds=60)
 
 
 class ListOrder(str, enum.Enum):
@@ -104,6 +118,25 @@ def order_of(times: Sequence[datetime | None]) -> ListOrder:
 def worth_sweeping(waiting: float) -> bool:
     """Whether a sweep may save requests over one GET per job, with ``waiting`` jobs to read."""
     return waiting >= MIN_WATCHED
+
+
+def next_since(newest: datetime | None) -> datetime | None:
+    """
+    Where the next recent read starts, after a read that covered the list up to the job created at
+    ``newest`` (every job created later is listed at or after that time): :data:`CLOCK_SLACK`
+    before it; ``None`` when nothing told the time (the next read cannot be a recent read).
+    """
+    return None if newest is None else newest - CLOCK_SLACK
+
+
+def sweep_pays(targets: int, readers: int) -> bool:
+    """
+    Whether a sweep is made for ``targets`` jobs to read and the recent jobs of ``readers``
+    knowledge bases: for any reader (it was queued because enough reads were expected,
+    :func:`worth_sweeping`; its alternative, its knowledge base's own list, costs a request too),
+    else when the jobs alone make it pay.
+    """
+    return readers > 0 or worth_sweeping(targets)
 
 
 def can_wait_for_sweep(starts_in: float, max_wait: float | None) -> bool:
@@ -184,6 +217,16 @@ def pause_after_sweep(memory: Memory) -> float:
     return MAX_FAILURE_PAUSE if memory.end_unknown else 0.0
 
 
+def pause_recent_reads(memory: Memory) -> float:
+    """
+    Seconds recent reads are not queued for sweeps after a sweep that left ``memory``: a list
+    seen oldest first or in no order cannot answer them (each sweep would read a page for
+    nothing), so their readers read their knowledge bases' own lists; the list is looked at again
+    after :data:`MAX_FAILURE_PAUSE`, in case its order was one odd page.
+    """
+    return MAX_FAILURE_PAUSE if memory.order in (ListOrder.OLDEST, ListOrder.NONE) else 0.0
+
+
 def retry_after_failure(failures: int, rate_limited: bool) -> bool:
     """
     Whether the reads a failed sweep should have served wait for the next sweep instead of each
@@ -209,6 +252,8 @@ class Memory:
     #: The list is oldest first and its answers tell neither its last page nor its length: a sweep
     #: can only read its first page (the oldest jobs), so it serves nothing.
     end_unknown: bool = False
+    #: How many jobs the last sweep's recent read listed (the page is sized for them too).
+    recent_depth: int | None = None
 
 
 class Sweep:
@@ -218,16 +263,31 @@ class Sweep:
     the latest state of every target it saw (as listed: decoded JSON) and :attr:`unseen` the
     targets to read by GET.
 
+    With ``since``, it also reads the list from page 1 back past that time while the list is newest
+    first (:attr:`recent_complete`); :attr:`recent` then holds every job listed with a ``created_at``
+    at or after ``since``, in list order, and :attr:`covered` the newest ``created_at`` on page 1.
+
     :param targets: The jobs to observe: uuid -> ``created_at`` (``None``: not known yet; such a job
         is looked for at the newest end of the list only).
     :param memory: What the previous sweep learnt (order, list length, depth).
     :param watched: How many jobs are watched in all (the page is sized for them too: they lie
         between the targets in the list).
+    :param since: The oldest ``created_at`` of the recent jobs to read (``None``: none to read).
+    :param readers: How many knowledge bases' recent reads it serves (``None``: any number): it reads
+        at most that many pages for them, as each page must replace at least one knowledge base's
+        own list (the readers of a read not complete read their lists).
     """
 
-    def __init__(self, targets: Mapping[str, datetime | None], memory: Memory, watched: int = 0) -> None:
-        if not targets:
-            raise ValueError("a sweep needs at least one job to observe")
+    def __init__(
+        self,
+        targets: Mapping[str, datetime | None],
+        memory: Memory,
+        watched: int = 0,
+        since: datetime | None = None,
+        readers: int | None = None,
+    ) -> None:
+        if not targets and since is None:
+            raise ValueError("a sweep needs at least one job or a time to read the recent jobs from")
         self.targets = dict(targets)
         self.unseen = set(targets)
         self.found: dict[str, dict[str, Any]] = {}
@@ -235,7 +295,16 @@ class Sweep:
         #: The oldest known ``created_at`` of a target (``None``: no target's age is known).
         self.oldest: datetime | None = min(known) if known else None
         self.order = memory.order
-        self.per_page = page_size(max(len(targets), watched), memory.depth, memory.order)
+        self.since = since
+        self.readers = readers
+        self._memory = memory
+        recent_depth = memory.recent_depth if since is not None else None
+        self.per_page = page_size(max(len(targets), watched, recent_depth or 0), memory.depth, memory.order)
+        #: The jobs listed with a ``created_at`` at or after :attr:`since` (as listed: decoded JSON).
+        self.recent: list[dict[str, Any]] = []
+        #: The newest ``created_at`` on page 1, once read (``None``: not read, or no time on it).
+        self.covered: datetime | None = None
+        self._recent_end = False  # the pages read from page 1 on reach back past ``since``
         #: page number -> the ``created_at`` of its jobs, in list order
         self.read: dict[int, list[datetime | None]] = {}
         self.pages: int | None = None  # the last page's number, once an answer said it
@@ -244,9 +313,11 @@ class Sweep:
         self._dry = 0  # pages read in a row without finding a target
         self._first = True
         start = 1
-        if self.order is ListOrder.OLDEST and memory.total:
+        if self.order is ListOrder.OLDEST and memory.total and not targets:
+            start = 0  # only recent jobs to read, and the list is oldest first: nothing to read
+        elif self.order is ListOrder.OLDEST and memory.total:
             start = max(1, math.ceil(memory.total / self.per_page))
-        self._next: int | None = start
+        self._next: int | None = start or None
 
     def next_page(self) -> int | None:
         """The page to read next, or ``None`` when the sweep is done."""
@@ -272,17 +343,58 @@ class Sweep:
         self.read[number] = times
         self._learn_order(number, times)
         self._first = False
+        if self.since is not None:
+            self._take_recent(number, page.jobs, times)
         self._next = self._decide(number, times)
+
+    @property
+    def recent_complete(self) -> bool:
+        """
+        Whether :attr:`recent` holds every job created since :attr:`since`: the pages read from
+        page 1 on, one after another, newest first, reach back past it (or to the list's end).
+        """
+        return (
+            self.since is not None
+            and self._recent_end
+            and self.order is ListOrder.NEWEST
+            and (self.covered is not None or not self.read[1])
+            and all(number in self.read for number in range(1, max(self.read) + 1))
+        )
+
+    def _take_recent(self, number: int, jobs: list[dict[str, Any]], times: list[datetime | None]) -> None:
+        if number == 1:
+            known = [time for time in times if time is not None]
+            self.covered = max(known) if known else None
+        if self._recent_end or number != len(self.read) or number not in self.read or self.since is None:
+            return  # not the next page down from page 1: the read is not contiguous
+        self.recent.extend(job for job, time in zip(jobs, times, strict=True) if time is None or time >= self.since)
+        known = [time for time in times if time is not None]
+        last = self.pages is not None and number >= self.pages
+        self._recent_end = not jobs or last or (bool(known) and min(known) < self.since)
+
+    def _wants_recent(self, number: int) -> bool:
+        """Whether the recent read needs the next page down (contiguous, newest first or not known yet)."""
+        return (
+            self.since is not None
+            and not self._recent_end
+            and self.order in (ListOrder.NEWEST, ListOrder.UNKNOWN)
+            and number == len(self.read)
+            and self.covered is not None
+            and (self.readers is None or len(self.read) < self.readers)
+        )
 
     def memory(self) -> Memory:
         """What the next sweep should start from."""
+        if not self.read:
+            return self._memory  # nothing read: nothing learnt
         depth: int | None = None
         if self._positions and self.order is ListOrder.NEWEST:
             depth = max(self._positions) + 1
         elif self._positions and self.order is ListOrder.OLDEST and self.total is not None:
             depth = max(1, self.total - min(self._positions))
         end_unknown = self.order is ListOrder.OLDEST and self.pages is None and self.total is None
-        return Memory(self.order, self.total, depth, end_unknown)
+        recent_depth = len(self.recent) if self.recent_complete else None
+        return Memory(self.order, self.total, depth, end_unknown, recent_depth)
 
     # ----------------------------------------------------------------------------------------
 
@@ -317,7 +429,11 @@ class Sweep:
         return len(self.unseen) >= GETS_PER_PAGE * (self._dry + 1)
 
     def _decide(self, number: int, times: list[datetime | None]) -> int | None:
-        if not self.unseen or len(self.read) >= MAX_PAGES:
+        if len(self.read) >= MAX_PAGES:
+            return None
+        if self._wants_recent(number):
+            return number + 1
+        if not self.unseen:
             return None
         if self.order is ListOrder.NEWEST:
             return self._newest_next(number, times)

@@ -352,3 +352,95 @@ def test_sweeps_spend_at_most_their_share_of_the_hour() -> None:
     assert gap == pytest.approx(20 * 3600 / (5000 * _sweep.SWEEP_SHARE))
     assert 3600 / gap * 20 <= 5000 * _sweep.SWEEP_SHARE + 1e-6
     assert _sweep.sweep_gap(30.0, 20, 250, watched=4000, per_hour=1_000_000) == pytest.approx(20 * 60 / 125)
+
+
+# -------------------------------------------------------------------------------------------
+# Recent jobs: every job created since a time, from the newest end of the list
+# -------------------------------------------------------------------------------------------
+
+
+def test_recent_jobs_are_read_from_page_one_back_past_since() -> None:
+    jobs = _jobs(1000)
+    since = jobs[-25].created_at
+    assert since is not None
+    sweep = Sweep({}, Memory(), since=since)
+    assert sweep.per_page == _sweep.MIN_PER_PAGE
+    assert _run(sweep, _listed(jobs, "newest")) == [1, 2, 3]  # page 3 reaches back past ``since``
+    assert sweep.recent_complete
+    assert [job["uuid"] for job in sweep.recent] == [job.uuid for job in jobs[-25:][::-1]]
+    assert sweep.covered == jobs[-1].created_at
+    assert sweep.memory().recent_depth == 25
+    # The next sweep sizes its page for as many recent jobs.
+    assert Sweep({}, sweep.memory(), since=since).per_page == 32
+
+
+def test_recent_jobs_take_at_most_one_page_per_knowledge_base_they_serve() -> None:
+    """Catches recent reads that cost more pages than the knowledge bases' own lists they replace."""
+    jobs = _jobs(1000)
+    since = jobs[-25].created_at
+    two = Sweep({}, Memory(), since=since, readers=2)
+    assert _run(two, _listed(jobs, "newest")) == [1, 2]
+    assert not two.recent_complete  # its two readers read their lists
+    three = Sweep({}, Memory(), since=since, readers=3)
+    assert _run(three, _listed(jobs, "newest")) == [1, 2, 3]
+    assert three.recent_complete
+
+
+def test_recent_jobs_with_targets_read_as_deep_as_either_needs() -> None:
+    jobs = _jobs(1000)
+    since = jobs[-5].created_at
+    sweep = Sweep(_targets(jobs[-60:-50]), Memory(), since=since)
+    assert sweep.per_page == 13
+    # ``since`` is on page 1; the targets (the 51st to 60th newest) end on page 5.
+    assert _run(sweep, _listed(jobs, "newest")) == [1, 2, 3, 4, 5]
+    assert sweep.unseen == set()
+    assert sweep.recent_complete
+    assert len(sweep.recent) == 5
+
+
+@pytest.mark.parametrize("order", ["oldest", "none"])
+def test_recent_jobs_are_not_answered_when_the_list_is_not_newest_first(order: str) -> None:
+    jobs = _jobs(1000)
+    sweep = Sweep({}, Memory(), since=jobs[-25].created_at)
+    _run(sweep, _listed(jobs, order))
+    assert not sweep.recent_complete
+    assert _sweep.pause_recent_reads(sweep.memory()) == _sweep.MAX_FAILURE_PAUSE
+
+
+def test_recent_jobs_only_in_a_list_known_oldest_first_read_nothing() -> None:
+    jobs = _jobs(1000)
+    memory = Memory(ListOrder.OLDEST, 1000, 10)
+    sweep = Sweep({}, memory, since=jobs[-25].created_at)
+    assert sweep.next_page() is None
+    assert not sweep.recent_complete
+    assert sweep.memory() == memory
+
+
+def test_recent_jobs_past_the_page_limit_are_not_answered() -> None:
+    jobs = _jobs(5000)
+    sweep = Sweep({}, Memory(), since=jobs[0].created_at)  # the whole list: more than MAX_PAGES pages
+    assert len(_run(sweep, _listed(jobs, "newest"))) == _sweep.MAX_PAGES
+    assert not sweep.recent_complete
+
+
+def test_recent_jobs_need_the_order_confirmed_and_end_with_the_list() -> None:
+    empty = Sweep({}, Memory(), since=T0)
+    assert _run(empty, []) == [1]
+    assert not empty.recent_complete  # no order seen: the readers read their own lists
+    assert empty.covered is None
+    jobs = _jobs(15)
+    short = Sweep({}, Memory(), since=T0)  # older than every job: the list's end stops the read
+    assert _run(short, _listed(jobs, "newest")) == [1, 2]
+    assert short.recent_complete
+    assert len(short.recent) == 15
+
+
+def test_next_since_keeps_clock_slack() -> None:
+    assert _sweep.next_since(None) is None
+    assert _sweep.next_since(T0) == T0 - _sweep.CLOCK_SLACK
+
+
+def test_a_sweep_is_made_for_any_queued_recent_read_but_for_jobs_only_when_it_pays() -> None:
+    assert _sweep.sweep_pays(0, 1)
+    assert not _sweep.sweep_pays(_sweep.MIN_WATCHED - 1, 0)
+    assert _sweep.sweep_pays(_sweep.MIN_WATCHED, 0)

@@ -18,11 +18,16 @@ loop and token watches the job from its first read on:
   sleeping on it sleep on rather than read what the sweeps saw (up to the wait's longest sleep);
 * a sweep decodes its pages but parses a job into a model only when a wait reads it;
 * a job's first read joins the sweeps when they run anyway: the sweep looks for it among the
-  newest jobs, where a job just started is listed.
+  newest jobs, where a job just started is listed;
+* a knowledge base's recent jobs (:meth:`JobWatcher.observe_recent`, for the knowledge-base event
+  triggers) are read by the same sweeps, from the newest end of the list back past the time asked
+  for, when the list is newest first; each such reader counts as one job read for whether a sweep
+  pays.
 
 A read the watcher could not serve (the job was not seen, too few jobs are watched for a sweep to
 pay, the sweep failed, sweeps pause after failures, no sweep in time) is answered with ``None``,
-and the hook reads that job by its own GET: a watcher never fails a wait.
+and the hook reads that job by its own GET (a recent read: the knowledge base's own list): a
+watcher never fails a wait.
 
 The watcher lives in memory only: it stops when no read has queued and no wait has slept on it for
 :data:`IDLE` seconds, or its loop ends, and the next read builds a new one. A restarted or
@@ -49,13 +54,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from airflow_provider_gradient import _api, _sweep
 from airflow_provider_gradient._settings import ClientSettings
+from airflow_provider_gradient._sweep import Sweep
 from airflow_provider_gradient.exceptions import GradientRateLimitError
 from airflow_provider_gradient.models import IndexingJob, ListedIndexingJobs
 
 if TYPE_CHECKING:
     from airflow_provider_gradient.hooks.gradient import GradientHook
 
-__all__ = ["IDLE", "WATCHERS", "JobWatcher", "watcher_for"]
+__all__ = ["IDLE", "WATCHERS", "JobWatcher", "RecentJobs", "watcher_for"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,28 @@ def watcher_for(settings: ClientSettings, make_hook: Callable[[], GradientHook])
     if watcher is None or watcher.closed:
         watcher = watchers[key] = JobWatcher(make_hook(), settings.requests_per_minute, key, settings.requests_per_hour)
     return watcher
+
+
+class RecentJobs(NamedTuple):
+    """
+    A knowledge base's jobs created since a time, as one sweep listed them.
+
+    :param jobs: Every job of the knowledge base listed with a ``created_at`` at or after the time
+        asked for (some a little older may be among them).
+    :param next_since: Where the next read of its recent jobs starts so that it misses no job
+        created after this one's sweep (:func:`~airflow_provider_gradient._sweep.next_since`).
+    """
+
+    jobs: list[IndexingJob]
+    next_since: datetime
+
+
+class _RecentRead(NamedTuple):
+    """A reader waiting for a knowledge base's recent jobs."""
+
+    knowledge_base_uuid: str
+    since: datetime
+    future: asyncio.Future[RecentJobs | None]
 
 
 class _Seen(NamedTuple):
@@ -131,6 +159,12 @@ class JobWatcher:
         self._ended: dict[str, float] = {}  # uuid -> monotonic time it was seen ended
         self._pending: dict[str, list[asyncio.Future[IndexingJob | None]]] = {}
         self._serving: dict[str, list[asyncio.Future[IndexingJob | None]]] = {}
+        self._recent_pending: list[_RecentRead] = []
+        self._recent_serving: list[_RecentRead] = []
+        self._readers: dict[str, float] = {}  # knowledge base -> monotonic time of its last recent read
+        self._reader_gap: dict[str, float] = {}  # knowledge base -> its recent reads' interval (smoothed)
+        #: The newest ``created_at`` any page read listed: every job created later has a later time.
+        self.newest_listed: datetime | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._memory = _sweep.Memory()
@@ -141,6 +175,7 @@ class JobWatcher:
         self._last_forget = time.monotonic()
         self._share = 1.0  # the share of the watched jobs' reads one sweep gathers (expected)
         self._paused_until = -math.inf  # monotonic: sweeps pause after failures
+        self._recent_paused_until = -math.inf  # monotonic: recent reads pause in a list not newest first
         self.closed = False
         #: Counters for benchmarks and tests: sweeps made, pages read, reads served, sweeps failed.
         self.sweeps = 0
@@ -155,6 +190,11 @@ class JobWatcher:
     def watched(self) -> int:
         """How many jobs it watches now."""
         return len(self._created)
+
+    @property
+    def _readings(self) -> int:
+        """How many reads its sweeps may serve: the jobs watched and the knowledge bases read recently."""
+        return len(self._created) + len(self._readers)
 
     @property
     def remembered(self) -> int:
@@ -259,7 +299,7 @@ class JobWatcher:
         if (
             now < self._paused_until
             or uuid not in self._created
-            or not _sweep.worth_sweeping(len(self._created) * self._share)
+            or not _sweep.worth_sweeping(self._readings * self._share)
             or not _sweep.can_wait_for_sweep(self._last_start + self._every - now, max_wait)
         ):
             return None
@@ -271,6 +311,44 @@ class JobWatcher:
             return await future
         # Answered None when the time is up: the reader GETs its job; the sweep skips a read nobody waits for.
         return await _within(future, max_wait, None)
+
+    async def observe_recent(
+        self, knowledge_base_uuid: str, since: datetime, max_wait: float | None = None
+    ) -> RecentJobs | None:
+        """
+        Every job of a knowledge base created at or after ``since``, from the next sweep, which
+        reads the list from its newest end back past ``since``; or ``None`` when the caller must
+        read the knowledge base's own list: the list is not newest first (or its order is not
+        known from the pages read), the sweep failed or stopped before ``since``, too few reads
+        for a sweep to pay, sweeps pause after failures, or no sweep can answer within ``max_wait``.
+
+        :param knowledge_base_uuid: The knowledge base.
+        :param since: The oldest ``created_at`` to list (the previous answer's ``next_since``).
+        :param max_wait: The longest the caller may wait for a sweep (``None``: no limit).
+        """
+        now = time.monotonic()
+        last = self._readers.get(knowledge_base_uuid)
+        if last is not None:
+            gap = now - last
+            old = self._reader_gap.get(knowledge_base_uuid)
+            self._reader_gap[knowledge_base_uuid] = gap if old is None else (old + gap) / 2
+        self._readers[knowledge_base_uuid] = now
+        if now - self._last_forget > FORGET_AFTER:
+            self._forget_idle(now)
+        if (
+            self.closed
+            or now < max(self._paused_until, self._recent_paused_until)
+            or not _sweep.worth_sweeping(self._readings * self._share)
+            or not _sweep.can_wait_for_sweep(self._last_start + self._every - now, max_wait)
+        ):
+            return None
+        future: asyncio.Future[RecentJobs | None] = asyncio.get_running_loop().create_future()
+        self._recent_pending.append(_RecentRead(knowledge_base_uuid, since, future))
+        self._start()
+        self._wake.set()
+        if max_wait is None:
+            return await future
+        return await _within(future, max_wait, None)  # the reader reads its list; the sweep skips it
 
     def _start(self) -> None:
         if self._task is None:
@@ -302,7 +380,7 @@ class JobWatcher:
     async def _run(self) -> None:
         try:
             while True:
-                if not self._pending and not self._sweeping():
+                if not self._pending and not self._recent_pending and not self._sweeping():
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), IDLE)
@@ -315,9 +393,10 @@ class JobWatcher:
                 if delay > 0:
                     await asyncio.sleep(delay)  # reads arriving meanwhile join this sweep
                 self._serving, self._pending = self._pending, {}
+                self._recent_serving, self._recent_pending = self._recent_pending, []
                 self._last_start = time.monotonic()
-                await self._serve(self._serving)
-                self._serving = {}
+                await self._serve(self._serving, self._recent_serving)
+                self._serving, self._recent_serving = {}, []
         finally:
             self.closed = True
             watchers = WATCHERS.get(asyncio.get_running_loop(), {})
@@ -325,17 +404,23 @@ class JobWatcher:
                 del watchers[self._key]
             for futures in (*self._serving.values(), *self._pending.values()):
                 _answer(futures, None)  # the readers GET their jobs themselves
+            for read in (*self._recent_serving, *self._recent_pending):
+                _answer([read.future], None)  # the readers read their knowledge bases' lists
             await self._hook.aclose()
 
-    async def _serve(self, batch: dict[str, list[asyncio.Future[IndexingJob | None]]]) -> None:
+    async def _serve(
+        self, batch: dict[str, list[asyncio.Future[IndexingJob | None]]], recent: list[_RecentRead]
+    ) -> None:
         self._forget_idle(time.monotonic())
         batch = {uuid: futures for uuid, futures in batch.items() if not all(f.done() for f in futures)}
+        recent = [read for read in recent if not read.future.done()]
         started = self._last_start
         targets = self._targets(batch)
+        readers = _knowledge_bases(recent)
         # Reads queued while the last sweep was failing (or found the list unsweepable) respect its pause.
-        if _sweep.worth_sweeping(len(targets)) and time.monotonic() >= self._paused_until:
+        if _sweep.sweep_pays(len(targets), readers) and time.monotonic() >= self._paused_until:
             try:
-                await self._sweep(targets, started, batch)
+                await self._sweep(targets, started, batch, recent)
                 self._failed_in_row = 0
                 self._paused_until = time.monotonic() + _sweep.pause_after_sweep(self._memory)
             except Exception as err:  # never fail a wait: its reader GETs its job instead
@@ -346,37 +431,76 @@ class JobWatcher:
                     log.info("Sweeping the job list was rate limited (%s); the next sweep serves its reads.", err)
                     for uuid, futures in batch.items():
                         self._pending.setdefault(uuid, []).extend(futures)
+                    self._recent_pending.extend(recent)
                     return
                 pause = _sweep.pause_after_failures(self._failed_in_row, rate_limited)
                 self._paused_until = time.monotonic() + pause
                 log.warning(
-                    "Sweeping the job list failed (%s); reading the %d jobs one by one%s.",
+                    "Sweeping the job list failed (%s); reading the %d jobs one by one and the lists of %d "
+                    "knowledge bases%s.",
                     err,
                     len(batch),
+                    readers,
                     f", and every job for {pause:.0f}s" if pause else "",
                 )
         for futures in batch.values():
             _answer(futures, None)  # not seen (or the sweep failed): the readers GET their jobs
+        for read in recent:
+            _answer([read.future], None)  # not covered (or the sweep failed): they read their lists
 
     async def _sweep(
         self,
         targets: dict[str, datetime | None],
         started: float,
         batch: dict[str, list[asyncio.Future[IndexingJob | None]]],
+        recent: list[_RecentRead],
     ) -> None:
-        """Sweep the list for ``targets``; each job found is taken in as soon as its page arrives."""
-        sweep = _sweep.Sweep(targets, self._memory, len(self._created))
+        """
+        Sweep the list for ``targets`` and the ``recent`` reads; each job found is taken in as soon
+        as its page arrives, the recent reads are answered when the sweep ends.
+        """
+        since = min((read.since for read in recent), default=None)
+        readers = _knowledge_bases(recent)
+        sweep = _sweep.Sweep(targets, self._memory, len(self._created), since, readers)
         while (number := sweep.next_page()) is not None:
             page = await self._hook.arun(_api.sweep_indexing_jobs(number, sweep.per_page), retry=False)
             self.pages += 1
             known = len(sweep.found)
             sweep.feed(number, page)
             arrived = time.monotonic()
+            times = [time for time in sweep.read[number] if time is not None]
+            if times and (self.newest_listed is None or max(times) > self.newest_listed):
+                self.newest_listed = max(times)
             for uuid in itertools.islice(sweep.found, known, None):  # found on this page
                 self._saw(uuid, sweep.found[uuid], started, arrived, batch.get(uuid, ()))
         self.sweeps += 1
         self._memory = sweep.memory()
         self._last_pages = len(sweep.read)
+        if recent:
+            self._recent_paused_until = time.monotonic() + _sweep.pause_recent_reads(self._memory)
+        if recent and sweep.recent_complete:
+            self._answer_recent(sweep, recent)
+
+    def _answer_recent(self, sweep: Sweep, recent: list[_RecentRead]) -> None:
+        """Answer the recent reads a sweep covered, each with its knowledge base's jobs since its time."""
+        listed: dict[str, dict[str, dict[str, Any]]] = {}
+        for job in sweep.recent:  # per knowledge base, by uuid: a job listed twice is its later state
+            listed.setdefault(str(job.get("knowledge_base_uuid")), {})[str(job.get("uuid"))] = job
+        newest = _sweep.next_since(sweep.covered)
+        for read in recent:
+            jobs: list[IndexingJob] = []
+            try:
+                for job in listed.get(read.knowledge_base_uuid, {}).values():
+                    created = ListedIndexingJobs.created_at_of(job)
+                    if created is None or created >= read.since:
+                        jobs.append(IndexingJob.model_validate(job))
+            except ValueError as err:  # pydantic's ValidationError: the list read reports it
+                log.debug("A job of knowledge base %s as listed does not parse (%s).", read.knowledge_base_uuid, err)
+                continue  # answered None: the reader reads its knowledge base's list
+            # Jobs created after this sweep are listed after its newest job, and after ``since`` too.
+            next_since = read.since if newest is None else max(read.since, newest)
+            self.served += 1
+            _answer([read.future], RecentJobs(jobs, next_since))
 
     def _saw(
         self,
@@ -421,7 +545,7 @@ class JobWatcher:
     def _gap_now(self) -> float:
         """The time between sweeps now; also updates the share of reads a sweep can expect."""
         poll_gap = self._poll_gap()
-        gap = _sweep.sweep_gap(poll_gap, self._last_pages, self._per_minute, len(self._created), self._per_hour)
+        gap = _sweep.sweep_gap(poll_gap, self._last_pages, self._per_minute, self._readings, self._per_hour)
         self._share = _sweep.expected_batch(1, poll_gap, gap)
         self._every = gap
         return gap
@@ -429,6 +553,7 @@ class JobWatcher:
     def _poll_gap(self) -> float | None:
         """How often the waits read their jobs (the median of the jobs' read intervals)."""
         gaps = [gap for uuid in self._created if (gap := self._asked.get(uuid, self._gap.get(uuid))) is not None]
+        gaps += [self._reader_gap[kb] for kb in self._readers if kb in self._reader_gap]
         return statistics.median(gaps) if gaps else None
 
     def _forget_idle(self, now: float) -> None:
@@ -446,6 +571,10 @@ class JobWatcher:
                 self._asked.pop(uuid, None)
                 self._latest.pop(uuid, None)
                 self._parsed.pop(uuid, None)
+        for kb, last in list(self._readers.items()):
+            if now - last > max(FORGET_AFTER, 4 * self._reader_gap.get(kb, 0.0)):
+                del self._readers[kb]
+                self._reader_gap.pop(kb, None)
         for uuid, ended in list(self._ended.items()):
             if now - ended > READS_KEPT:
                 del self._ended[uuid]
@@ -471,9 +600,14 @@ def _fresh(seen: _Seen, last: float | None, now: float, max_wait: float | None, 
     return max_wait is not None and now - seen.started <= max_wait + every
 
 
-def _answer(futures: list[asyncio.Future[Any]], job: IndexingJob | None) -> None:
+def _knowledge_bases(recent: Iterable[_RecentRead]) -> int:
+    """How many knowledge bases the recent reads are of."""
+    return len({read.knowledge_base_uuid for read in recent})
+
+
+def _answer(futures: list[asyncio.Future[T | None]], answer: T | None) -> None:
     for future in futures:
-        _settle(future, job)
+        _settle(future, answer)
 
 
 def _settle(future: asyncio.Future[T], value: T) -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import tenacity
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
-from airflow_provider_gradient import _api
+from airflow_provider_gradient import _api, _sweep
 from airflow_provider_gradient._settings import ClientSettings, RetryPolicy
 from airflow_provider_gradient.exceptions import (
     GradientAmbiguousStartError,
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
     import aiohttp
     import requests
 
-__all__ = ["GradientHook", "paced_call"]
+    from airflow_provider_gradient.hooks._watcher import JobWatcher, RecentJobs
+
+__all__ = ["GradientHook", "KnowledgeBaseJobs", "paced_call"]
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -55,6 +58,25 @@ CLOCK_SKEW = 60.0
 #: triggerer each read is a round trip to its supervisor). A changed connection reaches the
 #: triggers created after that long; a running trigger keeps the settings it started with.
 SETTINGS_TTL = 5.0
+
+
+class KnowledgeBaseJobs(NamedTuple):
+    """
+    What :meth:`GradientHook.alist_recent_knowledge_base_indexing_jobs` read of a knowledge base.
+
+    :param jobs: Its jobs created since the time asked for and the current state of the running
+        jobs asked about; or, when ``listed``, its latest jobs as its own list holds them.
+    :param next_since: The time the next call should pass as ``since`` so that no job created
+        after this read is missed (``None``: the next call reads the knowledge base's own list).
+    :param listed: Whether the knowledge base's own list was read (``GET
+        /v2/gen-ai/knowledge_bases/{uuid}/indexing_jobs``).
+    """
+
+    jobs: list[IndexingJob]
+    next_since: datetime | None
+    listed: bool
+
+
 #: Per event loop: (hook class, connection id) -> (monotonic time read, the read).
 _LOOP_SETTINGS: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[tuple[type, str], tuple[float, asyncio.Future[ClientSettings]]]
@@ -639,6 +661,78 @@ class GradientHook(BaseHook):
     async def alist_knowledge_base_indexing_jobs(self, knowledge_base_uuid: str) -> list[IndexingJob]:
         """Async :meth:`list_knowledge_base_indexing_jobs`."""
         return await self.arun(_api.list_knowledge_base_indexing_jobs(knowledge_base_uuid))
+
+    async def alist_recent_knowledge_base_indexing_jobs(
+        self,
+        knowledge_base_uuid: str,
+        since: datetime | None,
+        *,
+        running: Iterable[str] = (),
+        max_wait: float | None = None,
+    ) -> KnowledgeBaseJobs:
+        """
+        A knowledge base's jobs created since ``since``, and the current state of its ``running``
+        jobs, for a watch that reads them again and again: many such reads on one event loop and
+        token are served by the job watcher's sweeps of the team's job list (``GET
+        /v2/gen-ai/indexing_jobs``, up to 200 jobs a request) instead of one request each, when that
+        list is newest first. Otherwise (no ``since``, a list in another order, too few reads for a
+        sweep to pay, a sweep that failed or did not reach back to ``since``, a running job that
+        cannot be read) it reads the knowledge base's own list (:meth:`alist_knowledge_base_indexing_jobs`,
+        its latest 15 jobs), whose errors it raises. See ``docs/events.md``.
+
+        :param knowledge_base_uuid: The knowledge base.
+        :param since: The previous call's ``next_since`` (``None``: read the knowledge base's list).
+        :param running: Jobs of the knowledge base last seen running: when the recent jobs came
+            from a sweep, those not among them are read through :meth:`aobserve_indexing_job`
+            (served by the next sweep, or their own GETs).
+        :param max_wait: Seconds a read may wait for a sweep (``None``: as long as the next sweep takes).
+        """
+        op = _api.list_knowledge_base_indexing_jobs(knowledge_base_uuid)  # bad input fails here
+        uuid = _api.validate_uuid(knowledge_base_uuid, "knowledge_base_uuid")
+        running = [_api.validate_uuid(job, "running") for job in running]
+        settings = await self.asettings()
+        from airflow_provider_gradient.hooks._watcher import watcher_for
+
+        watcher = None
+        try:
+            watcher = watcher_for(settings, self._watcher_hook)
+        except Exception as err:  # never fail a watch because of the watcher: read the list
+            self.log.warning("The job watcher failed (%s); reading the jobs of knowledge base %s.", err, uuid)
+        recent = None if since is None or watcher is None else await self._arecent(watcher, uuid, since, max_wait)
+        if recent is not None:
+            # The running jobs created since ``since`` are listed with the recent jobs already.
+            listed = {job.uuid for job in recent.jobs}
+            reads = (self.aobserve_indexing_job(job, max_wait) for job in running if job not in listed)
+            states = await asyncio.gather(*reads, return_exceptions=True)
+            jobs = [state for state in states if isinstance(state, IndexingJob)]
+            for state in states:
+                if not isinstance(state, IndexingJob | GradientError):
+                    raise state  # not an API answer: a bug, or the task's cancellation
+            if len(jobs) == len(states):  # else a running job is gone: its list says what it has
+                return KnowledgeBaseJobs([*recent.jobs, *jobs], recent.next_since, listed=False)
+        # Jobs created after this read are created after every job listed before it; when no job
+        # was, after this moment by the triggerer's clock (within CLOCK_SLACK of the API's).
+        newest = watcher.newest_listed if watcher is not None else None
+        now = datetime.now(timezone.utc)
+        jobs = await self.arun(op)
+        times = [job.created_at for job in jobs if job.created_at is not None]
+        if newest is not None:
+            times.append(newest)
+        if not times:
+            times.append(now)
+        return KnowledgeBaseJobs(jobs, _sweep.next_since(max(times, default=None)), listed=True)
+
+    async def _arecent(
+        self, watcher: JobWatcher, knowledge_base_uuid: str, since: datetime, max_wait: float | None
+    ) -> RecentJobs | None:
+        """The watcher's answer for a knowledge base's recent jobs; ``None`` when it fails too."""
+        try:
+            return await watcher.observe_recent(knowledge_base_uuid, since, max_wait)
+        except Exception as err:  # never fail a watch because of the watcher: read the list
+            self.log.warning(
+                "The job watcher failed (%s); reading the jobs of knowledge base %s.", err, knowledge_base_uuid
+            )
+            return None
 
     async def aknowledge_base_uuid_for(self, knowledge_base_name: str) -> str:
         """Async :meth:`knowledge_base_uuid_for`."""

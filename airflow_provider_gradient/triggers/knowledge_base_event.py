@@ -10,6 +10,7 @@ See ``docs/events.md``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -20,9 +21,9 @@ from airflow.triggers.base import TriggerEvent
 from airflow_provider_gradient._api import validate_uuid
 from airflow_provider_gradient._validation import knowledge_base_name as checked_name
 from airflow_provider_gradient._validation import seconds
-from airflow_provider_gradient._wait import WatchPacing
+from airflow_provider_gradient._wait import LONGEST_SWEPT_SLEEP, WatchPacing
 from airflow_provider_gradient.exceptions import GradientConfigError, GradientError
-from airflow_provider_gradient.hooks.gradient import GradientHook
+from airflow_provider_gradient.hooks.gradient import GradientHook, KnowledgeBaseJobs
 from airflow_provider_gradient.models import IndexingJob, JobOutcome
 
 __all__ = ["STATE_KEY_PREFIX", "GradientKnowledgeBaseEventTrigger"]
@@ -89,10 +90,15 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
     Watch one or a few knowledge bases and fire one event per indexing job that ends.
 
     Made for ``AssetWatcher``: a DAG scheduled on the asset runs once per ended job, whoever
-    started it. Each poll reads a knowledge base's latest jobs (``GET
-    /v2/gen-ai/knowledge_bases/{uuid}/indexing_jobs``, the newest 15) through
-    :class:`~airflow_provider_gradient.hooks.gradient.GradientHook`, so watchers share the HTTP
-    session and the per-token request budget with every other Gradient trigger in the triggerer.
+    started it. The first poll of a knowledge base reads its latest jobs (``GET
+    /v2/gen-ai/knowledge_bases/{uuid}/indexing_jobs``, the newest 15); later polls read the jobs
+    created since the previous poll and the jobs it saw running, through
+    :meth:`~airflow_provider_gradient.hooks.gradient.GradientHook.alist_recent_knowledge_base_indexing_jobs`:
+    many knowledge bases watched on one triggerer and token are served together by the job
+    watcher's sweeps of the team's job list (a request lists up to 200 jobs) when that list is
+    newest first; otherwise, and at least every :data:`~airflow_provider_gradient._wait.LONGEST_SWEPT_SLEEP`
+    seconds, the poll reads the knowledge base's own list. Watchers share the HTTP session and the
+    per-token request budget with every other Gradient trigger in the triggerer.
 
     Whether a job has ended, and how, is decided by :func:`~airflow_provider_gradient.models.classify`.
     The event payload holds the job's ``indexing_job_uuid``, ``knowledge_base_uuid``, ``phase``,
@@ -114,7 +120,7 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
 
     :param knowledge_base_uuid: The knowledge base to watch.
     :param knowledge_base_uuids: Several knowledge bases to watch (with or instead of
-        ``knowledge_base_uuid``). Each costs one request per poll.
+        ``knowledge_base_uuid``). Each costs one request per poll, or a share of a sweep.
     :param knowledge_base_name: Or the name of the one knowledge base to watch, as the console shows
         it (not with the uuids): looked up in the triggerer when the trigger starts. No match or
         several matches are logged as errors and looked up again at the slower error pace.
@@ -145,6 +151,9 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
         self.only_changed = bool(only_changed)
         self._named: list[str] = []  # the uuid of knowledge_base_name, once looked up (kwargs stay as given)
         self._seen: dict[str, list[str]] = {}
+        self._since: dict[str, datetime | None] = {}  # knowledge base -> where its next recent read starts
+        self._running: dict[str, list[str]] = {}  # knowledge base -> its jobs last seen running
+        self._listed_at: dict[str, float] = {}  # knowledge base -> monotonic time its own list was last read
         self._store_usable = True
         self._pacing = WatchPacing(self.poll_interval)
         self._hook: GradientHook | None = None
@@ -236,8 +245,9 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
 
     async def poll(self) -> AsyncIterator[TriggerEvent]:
         """
-        One round: read each knowledge base's latest jobs once and yield the events of the jobs
-        that ended since they were last seen. :meth:`run` repeats it forever.
+        One round: read each knowledge base's jobs once (its latest jobs, or those created since the
+        last round and those last seen running: :meth:`_read`) and yield the events of the jobs that
+        ended since they were last seen. :meth:`run` repeats it forever.
         """
         if not self.knowledge_base_uuids and not self._named and self.knowledge_base_name is not None:
             try:
@@ -246,15 +256,36 @@ class GradientKnowledgeBaseEventTrigger(BaseEventTrigger):
                 level, message = self._pacing.on_error(err, f"knowledge base {self.knowledge_base_name!r} by name")
                 self.log.log(level, "%s", message)
                 return
-        for kb_uuid in self.knowledge_base_uuids or self._named:
-            try:
-                jobs = await self.hook.alist_knowledge_base_indexing_jobs(kb_uuid)
-            except GradientError as err:
-                level, message = self._pacing.on_error(err, f"the jobs of knowledge base {kb_uuid}")
+        kb_uuids = list(self.knowledge_base_uuids or self._named)
+        reads = await asyncio.gather(*(self._read(kb_uuid) for kb_uuid in kb_uuids), return_exceptions=True)
+        for kb_uuid, read in zip(kb_uuids, reads, strict=True):
+            if isinstance(read, GradientError):
+                level, message = self._pacing.on_error(read, f"the jobs of knowledge base {kb_uuid}")
                 self.log.log(level, "%s", message)
                 continue
-            async for event in self._handle(kb_uuid, jobs):
+            if isinstance(read, BaseException):
+                raise read
+            async for event in self._handle(kb_uuid, read.jobs):
                 yield event
+            self._since[kb_uuid] = read.next_since
+            self._running[kb_uuid] = [job.uuid for job in read.jobs if job.uuid and not job.is_terminal]
+            if read.listed:
+                self._listed_at[kb_uuid] = time.monotonic()
+
+    async def _read(self, kb_uuid: str) -> KnowledgeBaseJobs:
+        """
+        A knowledge base's jobs for this round: its own list on the first round and at least every
+        :data:`~airflow_provider_gradient._wait.LONGEST_SWEPT_SLEEP` seconds, else the jobs created
+        since the last round and those it saw running (served by the job watcher's sweeps when it can).
+        """
+        listed_at = self._listed_at.get(kb_uuid)
+        due = kb_uuid not in self._seen or listed_at is None or time.monotonic() - listed_at >= LONGEST_SWEPT_SLEEP
+        return await self.hook.alist_recent_knowledge_base_indexing_jobs(
+            kb_uuid,
+            None if due else self._since.get(kb_uuid),
+            running=self._running.get(kb_uuid, ()),
+            max_wait=self.poll_interval,
+        )
 
     async def _handle(self, kb_uuid: str, jobs: list[IndexingJob]) -> AsyncIterator[TriggerEvent]:
         ended = sorted((job for job in jobs if job.uuid and job.is_terminal), key=_end_time)

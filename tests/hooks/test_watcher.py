@@ -24,7 +24,7 @@ from airflow_provider_gradient import _api, _sweep
 from airflow_provider_gradient.exceptions import GradientConfigError, GradientNotFoundError
 from airflow_provider_gradient.hooks import _watcher
 from airflow_provider_gradient.hooks.gradient import GradientHook
-from airflow_provider_gradient.models import IndexingJob
+from airflow_provider_gradient.models import IndexingJob, ListedIndexingJobs
 from airflow_provider_gradient.testing.emulator import GradientEmulator
 
 ORDERS = ["newest", "oldest", "none"]
@@ -204,12 +204,46 @@ def test_reads_arriving_while_a_sweep_is_pending_are_served_by_it(emu: GradientE
     assert int(query["per_page"]) == _sweep.page_size(len(jobs), None, _sweep.ListOrder.UNKNOWN)
 
 
+def test_recent_reads_of_knowledge_bases_join_the_sweep_of_the_job_reads(emu: GradientEmulator) -> None:
+    jobs = list(_start_jobs(emu, 10))  # one per knowledge base
+    kbs = [emu.job(uuid)["knowledge_base_uuid"] for uuid in jobs]
+    created = [ListedIndexingJobs.created_at_of(emu.job(uuid)) for uuid in jobs]
+    since = min(time for time in created if time is not None)
+
+    async def scenario() -> tuple[list[Any], int, int]:
+        hook = GradientHook()
+        try:
+            for uuid in jobs:  # first reads: one GET each, the watcher learns the jobs
+                await hook.aobserve_indexing_job(uuid)
+            before = emu.count()
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            sweeps = watcher.sweeps
+            results = await asyncio.gather(
+                *(hook.aobserve_indexing_job(uuid) for uuid in jobs),
+                *(hook.alist_recent_knowledge_base_indexing_jobs(kb, since) for kb in kbs),
+            )
+            return results, emu.count() - before, watcher.sweeps - sweeps
+        finally:
+            await hook.aclose()
+
+    results, requests, sweeps = asyncio.run(scenario())
+    assert [job.uuid for job in results[: len(jobs)]] == jobs
+    assert (sweeps, requests) == (1, 1)  # one page: ten jobs' reads and ten knowledge bases' recent jobs
+    for uuid, recent in zip(jobs, results[len(jobs) :], strict=True):
+        assert not recent.listed
+        assert [job.uuid for job in recent.jobs] == [uuid]
+        # From the newest job listed, less the slack; never before the time asked for.
+        assert recent.next_since == max(since, max(time for time in created if time is not None) - _sweep.CLOCK_SLACK)
+
+
 def test_bad_input_fails_before_any_request(emu: GradientEmulator) -> None:
     emu.reset_requests()
 
     async def scenario() -> None:
         with pytest.raises(GradientConfigError, match="indexing_job_uuid"):
             await GradientHook().aobserve_indexing_job("not-a-uuid")
+        with pytest.raises(GradientConfigError, match="knowledge_base_uuid"):
+            await GradientHook().alist_recent_knowledge_base_indexing_jobs("not-a-kb", None)
 
     asyncio.run(scenario())
     assert emu.count() == 0
