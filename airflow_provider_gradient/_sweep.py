@@ -304,6 +304,8 @@ class Sweep:
         self.recent: list[dict[str, Any]] = []
         #: The newest ``created_at`` on page 1, once read (``None``: not read, or no time on it).
         self.covered: datetime | None = None
+        #: The newest ``created_at`` on any page read (``None``: none read, or no time on them).
+        self.newest: datetime | None = None
         self._recent_end = False  # the pages read from page 1 on reach back past ``since``
         #: page number -> the ``created_at`` of its jobs, in list order
         self.read: dict[int, list[datetime | None]] = {}
@@ -340,6 +342,11 @@ class Sweep:
         if page.meta is not None and page.meta.total is not None:
             self.total = int(page.meta.total)
         times = [page.created_at_of(job) for job in page.jobs]
+        newest = max(filter(None, times), default=None)
+        if newest is not None and (self.newest is None or newest > self.newest):
+            self.newest = newest
+        if number == 1:
+            self.covered = newest
         self.read[number] = times
         self._learn_order(number, times)
         self._first = False
@@ -362,15 +369,12 @@ class Sweep:
         )
 
     def _take_recent(self, number: int, jobs: list[dict[str, Any]], times: list[datetime | None]) -> None:
-        if number == 1:
-            known = [time for time in times if time is not None]
-            self.covered = max(known) if known else None
         if self._recent_end or number != len(self.read) or number not in self.read or self.since is None:
             return  # not the next page down from page 1: the read is not contiguous
         self.recent.extend(job for job, time in zip(jobs, times, strict=True) if time is None or time >= self.since)
-        known = [time for time in times if time is not None]
+        oldest = min(filter(None, times), default=None)
         last = self.pages is not None and number >= self.pages
-        self._recent_end = not jobs or last or (bool(known) and min(known) < self.since)
+        self._recent_end = not jobs or last or (oldest is not None and oldest < self.since)
 
     def _wants_recent(self, number: int) -> bool:
         """Whether the recent read needs the next page down (contiguous, newest first or not known yet)."""

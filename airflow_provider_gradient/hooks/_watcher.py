@@ -42,13 +42,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import itertools
 import logging
 import math
 import statistics
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -242,28 +243,22 @@ class JobWatcher:
         self._asked[uuid] = interval
         self._start()
         self._wake.set()
-        loop = asyncio.get_running_loop()
-        began = time.monotonic()
-        until = began + max(seconds, longest or 0.0)
-        stretch = seconds
-        while True:
-            woken: asyncio.Future[bool] = loop.create_future()
-            sleepers = self._sleepers.setdefault(uuid, set())
-            sleepers.add(woken)
-            try:
-                if await _within(woken, max(0.0, min(stretch, until - began)), False):
-                    return True
-            finally:
-                sleepers.discard(woken)
-                if not sleepers and self._sleepers.get(uuid) is sleepers:
-                    del self._sleepers[uuid]
-            now = time.monotonic()
-            if now >= until or not self._covers(uuid, began):
-                return False
-            began, stretch = now, interval
+        now = time.monotonic()
+        woken: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        until = now + max(seconds, longest or 0.0)
+        sleeper = _Sleeper(woken, interval, until, functools.partial(self._covers, uuid), seconds, now)
+        sleepers = self._sleepers.setdefault(uuid, set())
+        sleepers.add(woken)
+        try:
+            return await woken
+        finally:
+            sleeper.timer.cancel()
+            sleepers.discard(woken)
+            if not sleepers and self._sleepers.get(uuid) is sleepers:
+                del self._sleepers[uuid]
 
     def _covers(self, uuid: str, since: float) -> bool:
-        """Whether sweeps see a job for its sleeping waits: a page read since ``since`` listed it running."""
+        """Whether sweeps see a job for its sleeping waits: a page that arrived since ``since`` listed it running."""
         seen = self._latest.get(uuid)
         return not self.closed and uuid in self._created and seen is not None and not seen.ended and seen.at >= since
 
@@ -279,11 +274,7 @@ class JobWatcher:
             has not answered by then is answered ``None`` when the time is up.
         """
         now = time.monotonic()
-        last = self._last_read.get(uuid)
-        if last is not None and uuid not in self._asked:
-            gap = now - last
-            self._gap[uuid] = gap if uuid not in self._gap else (self._gap[uuid] + gap) / 2
-        self._last_read[uuid] = now
+        last = _note_read(self._last_read, self._gap, uuid, now, learn=uuid not in self._asked)
         if now - self._last_forget > FORGET_AFTER:
             self._forget_idle(now)  # also when no sweep runs (few waits): a triggerer lives long
         if self.closed:
@@ -307,8 +298,6 @@ class JobWatcher:
         self._pending.setdefault(uuid, []).append(future)
         self._start()
         self._wake.set()
-        if max_wait is None:
-            return await future
         # Answered None when the time is up: the reader GETs its job; the sweep skips a read nobody waits for.
         return await _within(future, max_wait, None)
 
@@ -327,12 +316,7 @@ class JobWatcher:
         :param max_wait: The longest the caller may wait for a sweep (``None``: no limit).
         """
         now = time.monotonic()
-        last = self._readers.get(knowledge_base_uuid)
-        if last is not None:
-            gap = now - last
-            old = self._reader_gap.get(knowledge_base_uuid)
-            self._reader_gap[knowledge_base_uuid] = gap if old is None else (old + gap) / 2
-        self._readers[knowledge_base_uuid] = now
+        _note_read(self._readers, self._reader_gap, knowledge_base_uuid, now)
         if now - self._last_forget > FORGET_AFTER:
             self._forget_idle(now)
         if (
@@ -346,8 +330,6 @@ class JobWatcher:
         self._recent_pending.append(_RecentRead(knowledge_base_uuid, since, future))
         self._start()
         self._wake.set()
-        if max_wait is None:
-            return await future
         return await _within(future, max_wait, None)  # the reader reads its list; the sweep skips it
 
     def _start(self) -> None:
@@ -468,9 +450,8 @@ class JobWatcher:
             known = len(sweep.found)
             sweep.feed(number, page)
             arrived = time.monotonic()
-            times = [time for time in sweep.read[number] if time is not None]
-            if times and (self.newest_listed is None or max(times) > self.newest_listed):
-                self.newest_listed = max(times)
+            if sweep.newest is not None and (self.newest_listed is None or sweep.newest > self.newest_listed):
+                self.newest_listed = sweep.newest
             for uuid in itertools.islice(sweep.found, known, None):  # found on this page
                 self._saw(uuid, sweep.found[uuid], started, arrived, batch.get(uuid, ()))
         self.sweeps += 1
@@ -508,7 +489,7 @@ class JobWatcher:
         listed: dict[str, Any],
         started: float,
         arrived: float,
-        futures: Iterable[asyncio.Future[IndexingJob | None]],
+        futures: Sequence[asyncio.Future[IndexingJob | None]],
     ) -> None:
         """
         Take in a job as a sweep that started at ``started`` listed it on a page that ``arrived``:
@@ -516,10 +497,13 @@ class JobWatcher:
         """
         ended = ListedIndexingJobs.is_terminal(listed)
         seen = self._latest[uuid] = _Seen(started, arrived, listed, ended)
-        self._watch(uuid, ListedIndexingJobs.created_at_of(listed), ended)
+        if ended or self._created.get(uuid) is None:  # else it is watched, and its age known
+            self._watch(uuid, ListedIndexingJobs.created_at_of(listed), ended)
         if ended:
             for woken in self._sleepers.get(uuid, ()):
                 _settle(woken, True)
+        if not futures:
+            return
         waiting = [future for future in futures if not future.done()]
         if waiting and (job := self._job(uuid, seen)) is not None:
             self.served += len(waiting)
@@ -561,24 +545,64 @@ class JobWatcher:
         for uuid, last in list(self._last_read.items()):
             if uuid in self._sleepers:
                 continue  # a wait sleeps until its next read of the job
-            idle = now - last
-            read_gaps = 4 * self._gap.get(uuid, 0.0)
-            if idle > max(FORGET_AFTER, read_gaps):
+            gap = self._gap.get(uuid, 0.0)
+            if _idle(now - last, gap, FORGET_AFTER):
                 self._created.pop(uuid, None)
-            if idle > max(READS_KEPT, read_gaps):
+            if _idle(now - last, gap, READS_KEPT):
                 del self._last_read[uuid]
                 self._gap.pop(uuid, None)
                 self._asked.pop(uuid, None)
                 self._latest.pop(uuid, None)
                 self._parsed.pop(uuid, None)
         for kb, last in list(self._readers.items()):
-            if now - last > max(FORGET_AFTER, 4 * self._reader_gap.get(kb, 0.0)):
+            if _idle(now - last, self._reader_gap.get(kb, 0.0), FORGET_AFTER):
                 del self._readers[kb]
                 self._reader_gap.pop(kb, None)
         for uuid, ended in list(self._ended.items()):
             if now - ended > READS_KEPT:
                 del self._ended[uuid]
         self._gap_now()
+
+
+class _Sleeper:
+    """
+    A wait sleeping on a job: its timer checks, every ``interval`` seconds up to ``until``
+    (monotonic), that the sweeps still see the job, without waking the wait; the wait wakes when
+    they stop seeing it, when ``until`` comes (``future`` answered ``False``), or when a sweep sees
+    the job end (answered ``True``).
+    """
+
+    __slots__ = ("covers", "future", "interval", "timer", "until")
+
+    def __init__(
+        self,
+        future: asyncio.Future[bool],
+        interval: float,
+        until: float,
+        covers: Callable[[float], bool],
+        first: float,
+        now: float,
+    ) -> None:
+        self.future = future
+        self.interval = interval
+        self.until = until
+        self.covers = covers
+        self.timer = self._check_in(first, now)
+
+    def _check_in(self, seconds: float, now: float) -> asyncio.TimerHandle:
+        """Check again in ``seconds`` (never past ``until``)."""
+        return self.future.get_loop().call_later(max(0.0, min(seconds, self.until - now)), self.check)
+
+    def check(self) -> None:
+        """
+        On for another interval while a sweep saw the job run within the last one (sweeps that stop
+        seeing it are noticed within an interval), else wake the wait.
+        """
+        now = time.monotonic()
+        if now >= self.until or not self.covers(now - self.interval):
+            _settle(self.future, False)
+        else:
+            self.timer = self._check_in(self.interval, now)
 
 
 def _log_stop(task: asyncio.Task[None]) -> None:
@@ -600,6 +624,27 @@ def _fresh(seen: _Seen, last: float | None, now: float, max_wait: float | None, 
     return max_wait is not None and now - seen.started <= max_wait + every
 
 
+def _note_read(
+    last_reads: dict[str, float], gaps: dict[str, float], key: str, now: float, learn: bool = True
+) -> float | None:
+    """
+    Note a read of ``key`` at ``now`` in ``last_reads``; when ``learn``, smooth the interval since
+    its previous read into ``gaps``. Returns the time of the previous read (``None``: the first).
+    """
+    last = last_reads.get(key)
+    if last is not None and learn:
+        gap = now - last
+        old = gaps.get(key)
+        gaps[key] = gap if old is None else (old + gap) / 2
+    last_reads[key] = now
+    return last
+
+
+def _idle(idle: float, gap: float, keep: float) -> bool:
+    """Whether something not read for ``idle`` seconds, read every ``gap``, is to be forgotten after ``keep``."""
+    return idle > max(keep, 4 * gap)
+
+
 def _knowledge_bases(recent: Iterable[_RecentRead]) -> int:
     """How many knowledge bases the recent reads are of."""
     return len({read.knowledge_base_uuid for read in recent})
@@ -616,12 +661,14 @@ def _settle(future: asyncio.Future[T], value: T) -> None:
         future.set_result(value)
 
 
-async def _within(future: asyncio.Future[T], seconds: float, default: T) -> T:
+async def _within(future: asyncio.Future[T], seconds: float | None, default: T) -> T:
     """
-    ``await future``, answered ``default`` when ``seconds`` pass first. Cheaper than
-    :func:`asyncio.wait_for`, which wraps what it waits for in a task: thousands of waits sleep and
-    read through here.
+    ``await future``, answered ``default`` when ``seconds`` pass first (``None``: no limit). Cheaper
+    than :func:`asyncio.wait_for`, which wraps what it waits for in a task: thousands of waits sleep
+    and read through here.
     """
+    if seconds is None:
+        return await future
     timer = asyncio.get_running_loop().call_later(seconds, _settle, future, default)
     try:
         return await future

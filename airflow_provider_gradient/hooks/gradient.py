@@ -567,20 +567,16 @@ class GradientHook(BaseHook):
             :meth:`~airflow_provider_gradient._wait.JobWait.read_patience`: its poll interval (longer
             for its first read), cut to the time left before its deadline.
         """
-        op = _api.get_indexing_job(indexing_job_uuid)  # bad input fails here, before any request
-        uuid = _api.validate_uuid(indexing_job_uuid, "indexing_job_uuid")
-        settings = await self.asettings()
-        from airflow_provider_gradient.hooks._watcher import watcher_for
-
-        watcher = None
+        uuid = _api.validate_uuid(indexing_job_uuid, "indexing_job_uuid")  # bad input fails here
+        watcher = await self._awatcher(f"reading indexing job {uuid} by itself")
         job = None
-        try:
-            watcher = watcher_for(settings, self._watcher_hook)
-            job = await watcher.observe(uuid, max_wait)
-        except Exception as err:  # never fail a wait because of the watcher: read the job directly
-            self.log.warning("The job watcher failed (%s); reading indexing job %s by itself.", err, uuid)
+        if watcher is not None:
+            try:
+                job = await watcher.observe(uuid, max_wait)
+            except Exception as err:  # never fail a wait because of the watcher: read the job directly
+                self.log.warning("The job watcher failed (%s); reading indexing job %s by itself.", err, uuid)
         if job is None:
-            job = await self.arun(op)
+            job = await self.arun(_api.get_indexing_job(uuid))
             if watcher is not None:
                 watcher.learn(job)
         return job
@@ -610,15 +606,26 @@ class GradientHook(BaseHook):
             ``None``: ``timeout``).
         :returns: Whether the watcher saw the job end.
         """
-        from airflow_provider_gradient.hooks._watcher import watcher_for
-
-        try:
-            watcher = watcher_for(await self.asettings(), self._watcher_hook)
-        except Exception as err:  # never fail a wait because of the watcher: sleep the full time
-            self.log.warning("The job watcher failed (%s); sleeping %.0fs.", err, timeout)
+        watcher = await self._awatcher(f"sleeping {timeout:.0f}s")
+        if watcher is None:
             await asyncio.sleep(timeout)
             return False
         return await watcher.sleep(indexing_job_uuid, timeout, poll_interval=poll_interval, longest=longest)
+
+    async def _awatcher(self, instead: str) -> JobWatcher | None:
+        """
+        The job watcher of this event loop and token (built on first use), or ``None`` when it
+        cannot be had: a wait never fails because of the watcher, it logs what it does
+        ``instead`` and does without.
+        """
+        from airflow_provider_gradient.hooks._watcher import watcher_for
+
+        settings = await self.asettings()  # its errors are the read's, as without a watcher
+        try:
+            return watcher_for(settings, self._watcher_hook)
+        except Exception as err:
+            self.log.warning("The job watcher failed (%s); %s.", err, instead)
+            return None
 
     def _watcher_hook(self) -> GradientHook:
         """A hook of this connection for a job watcher: its own share of the session, these settings."""
@@ -649,13 +656,8 @@ class GradientHook(BaseHook):
         """
         details = await self.aget_knowledge_base(knowledge_base_uuid)
         job = details.knowledge_base.last_indexing_job
-        if job is not None:
-            from airflow_provider_gradient.hooks._watcher import watcher_for
-
-            try:
-                watcher_for(await self.asettings(), self._watcher_hook).learn(job)
-            except Exception as err:  # never fail a wait because of the watcher: its sleeps are plain
-                self.log.warning("The job watcher failed (%s); not watching indexing job %s.", err, job.uuid)
+        if job is not None and (watcher := await self._awatcher(f"not watching indexing job {job.uuid}")):
+            watcher.learn(job)
         return details
 
     async def alist_knowledge_base_indexing_jobs(self, knowledge_base_uuid: str) -> list[IndexingJob]:
@@ -690,14 +692,7 @@ class GradientHook(BaseHook):
         op = _api.list_knowledge_base_indexing_jobs(knowledge_base_uuid)  # bad input fails here
         uuid = _api.validate_uuid(knowledge_base_uuid, "knowledge_base_uuid")
         running = [_api.validate_uuid(job, "running") for job in running]
-        settings = await self.asettings()
-        from airflow_provider_gradient.hooks._watcher import watcher_for
-
-        watcher = None
-        try:
-            watcher = watcher_for(settings, self._watcher_hook)
-        except Exception as err:  # never fail a watch because of the watcher: read the list
-            self.log.warning("The job watcher failed (%s); reading the jobs of knowledge base %s.", err, uuid)
+        watcher = await self._awatcher(f"reading the jobs of knowledge base {uuid}")
         recent = None if since is None or watcher is None else await self._arecent(watcher, uuid, since, max_wait)
         if recent is not None:
             # The running jobs created since ``since`` are listed with the recent jobs already.

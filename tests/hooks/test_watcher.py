@@ -734,6 +734,37 @@ def test_a_wait_sleeps_on_while_the_sweeps_see_its_job_run_and_parses_nothing_me
     assert asyncio.run(scenario()) == (0, [True] * len(jobs), 0)
 
 
+def test_a_wait_whose_delay_is_shorter_than_the_sweep_gap_sleeps_on_the_sweep_before_it(emu: GradientEmulator) -> None:
+    """
+    Catches a wait that takes as cover only a sweep made during its own sleep: a trigger's first
+    delays (a fraction of its poll interval) are shorter than the sweep gap, so after a read the
+    sweep served it would wake to read again what that sweep saw, a read per job for nothing.
+    """
+    jobs = list(_start_jobs(emu, 10))
+
+    async def scenario() -> tuple[int, int, list[bool]]:
+        hook = GradientHook()
+        try:
+            await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))  # GETs: no sweep yet
+            sweeps = await asyncio.gather(*(hook.aobserve_indexing_job(uuid, max_wait=30.0) for uuid in jobs))
+            (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
+            served = watcher.served
+            sleeps = [
+                asyncio.ensure_future(hook.await_indexing_job_end(uuid, 0.2, poll_interval=8.0, longest=3600.0))
+                for uuid in jobs
+            ]
+            await asyncio.wait_for(sweeps_made(2), 60.0)  # sweeps at least 1 s apart: past every 0.2 s
+            awake = sum(sleep.done() for sleep in sleeps)
+            emu.clock.advance(3600.0)  # every job ends
+            woken = await asyncio.wait_for(asyncio.gather(*sleeps), 60.0)
+            return served - len(sweeps), awake, list(woken)
+        finally:
+            await hook.aclose()
+
+    # The second reads were the sweep's; no wait woke before its job ended.
+    assert asyncio.run(scenario()) == (0, 0, [True] * len(jobs))
+
+
 def test_reads_are_answered_page_by_page_as_the_sweep_reads(emu: GradientEmulator) -> None:
     """
     Catches reads answered only once a whole sweep is done: a sweep of thousands of jobs takes many
