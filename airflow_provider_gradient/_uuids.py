@@ -7,6 +7,7 @@ standard library and the exception tree, not the API core (tenacity, the pydanti
 
 from __future__ import annotations
 
+import functools
 import uuid as uuid_lib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -29,6 +30,12 @@ def validate_uuid(value: Any, param: str) -> str:
             f"{param} must be a UUID string such as '123e4567-e89b-12d3-a456-426614174000', "
             f"got {type(value).__name__} {value!r}."
         )
+    return _normalised(value, param)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised(value: str, param: str) -> str:
+    """A UUID string checked and normalised; cached, as a wait checks its uuid on every read."""
     text = value.strip().strip("'\"")
     try:
         parsed = uuid_lib.UUID(text)

@@ -376,6 +376,12 @@ def main() -> int:
         help="the long workload: jobs running this long, watched by ours and per_job_get (0: skip it)",
     )
     parser.add_argument("--watch-size", type=int, default=2000, help="N of the long workload")
+    parser.add_argument(
+        "--watch-runs",
+        type=int,
+        default=3,
+        help="runs of the long workload per client, the clients alternating; each client's median run is reported",
+    )
     parser.add_argument("--client", nargs=3, metavar=("SPEC", "OUT", "LOG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -400,17 +406,21 @@ def main() -> int:
                     flush=True,
                 )
         if args.watch_minutes > 0:
-            for mode in [m for m in modes if m in ("ours", "per_job_get")]:
-                began = time.monotonic()
-                row = run_one(args.watch_size, mode, Path(tmp), args.watch_minutes * 60)
-                rows.append(row)
-                print(
-                    f"N={args.watch_size:>5} {mode:>16} (jobs of {args.watch_minutes:g} min): "
-                    f"{row['cpu_us_per_job_minute']:7.0f} us/job-minute, {row['polls_per_job']:.2f} requests/job, "
-                    f"lag p99 {row['lag_p99_ms']:6.1f} ms, {row['failures']} failures "
-                    f"({time.monotonic() - began:.0f} s)",
-                    flush=True,
-                )
+            long_modes = [m for m in modes if m in ("ours", "per_job_get")]
+            runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in long_modes}
+            for _ in range(args.watch_runs):
+                for mode in long_modes:  # alternating: a slow spell of the machine hits both clients
+                    began = time.monotonic()
+                    row = run_one(args.watch_size, mode, Path(tmp), args.watch_minutes * 60)
+                    runs[mode].append(row)
+                    print(
+                        f"N={args.watch_size:>5} {mode:>16} (jobs of {args.watch_minutes:g} min): "
+                        f"{row['cpu_us_per_job_minute']:7.0f} us/job-minute, {row['polls_per_job']:.2f} "
+                        f"requests/job, lag p99 {row['lag_p99_ms']:6.1f} ms, {row['gc_full_collections']} full GCs, "
+                        f"{row['failures']} failures ({time.monotonic() - began:.0f} s)",
+                        flush=True,
+                    )
+            rows.extend(median_run(mode_runs) for mode_runs in runs.values())
 
     short = [row for row in rows if row["workload"] == "short"]
     floor = {row["n"]: row["cpu_us_per_poll"] for row in short if row["mode"] == "floor"}
@@ -470,6 +480,19 @@ def main() -> int:
     )
     print(f"wrote {path}")
     return 0
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """
+    The run with the median CPU per watched job per minute (the lower middle one of an even
+    count), with every run's figure in ``cpu_us_per_job_minute_runs``: the process's CPU time
+    moves by up to a fifth from run to run on a shared VM.
+    """
+    ranked = sorted(runs, key=lambda run: run["cpu_us_per_job_minute"])
+    return {
+        **ranked[(len(ranked) - 1) // 2],
+        "cpu_us_per_job_minute_runs": [run["cpu_us_per_job_minute"] for run in runs],
+    }
 
 
 def _is_per_job_trigger(row: dict[str, Any]) -> bool:

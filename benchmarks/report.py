@@ -138,6 +138,23 @@ def fleet_block(fleet: dict[str, Any]) -> str:
             else "; "
         )
         + f"loop-lag ticker every {fleet['tick_seconds'] * 1000:g} ms."
+        + _long_runs(fleet["rows"])
+    )
+
+
+def _long_runs(rows: list[dict[str, Any]]) -> str:
+    """The sentence naming each repeated run of the long workload behind its median row."""
+    repeated = [r for r in rows if len(r.get("cpu_us_per_job_minute_runs", ())) > 1]
+    if not repeated:
+        return ""
+    each = "; ".join(
+        f"{MODE_NAMES.get(r['mode'], r['mode'])}: "
+        + ", ".join(f"{value:,.0f}" for value in r["cpu_us_per_job_minute_runs"])
+        for r in repeated
+    )
+    return (
+        f" Each long-workload row is its client's median of {len(repeated[0]['cpu_us_per_job_minute_runs'])} "
+        f"runs, the clients alternating (µs CPU per watched job per minute in each run: {each})."
     )
 
 
