@@ -512,7 +512,7 @@ def _targets(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         at = max(watched, key=lambda r: (r["workload"] == "long", r["n"]))
         out["cpu_per_watched_job_minute_vs_per_job_get<=0.2"] = {
             "met": at["x_per_job_get"] <= 0.2,
-            "detail": f"{at['x_per_job_get']:.2f}x today's per-job-GET trigger at N={at['n']}, jobs of "
+            "detail": f"{at['x_per_job_get']:.3f}x today's per-job-GET trigger at N={at['n']}, jobs of "
             f"{at['job_seconds'] / 60:.2g} min ({at['cpu_us_per_job_minute']:,.0f} against "
             f"{at['cpu_us_per_job_minute'] / at['x_per_job_get']:,.0f} us CPU per watched job per minute)",
         }

@@ -664,8 +664,8 @@ def _settle(future: asyncio.Future[T], value: T) -> None:
 async def _within(future: asyncio.Future[T], seconds: float | None, default: T) -> T:
     """
     ``await future``, answered ``default`` when ``seconds`` pass first (``None``: no limit). Cheaper
-    than :func:`asyncio.wait_for`, which wraps what it waits for in a task: thousands of waits sleep
-    and read through here.
+    than :func:`asyncio.wait_for`, which wraps what it waits for in a task: thousands of waits read
+    through here.
     """
     if seconds is None:
         return await future
