@@ -1,8 +1,8 @@
 """
-One of three triggerers is SIGKILLed while it holds about a third of a hundred waits: the other
-two take its triggers over once its heartbeat is older than the health threshold. Every task
-completes exactly once (one fired event per task across all triggerers' logs), on its first try,
-with the one job it started.
+One of three triggerers is SIGKILLed while it holds waits of a hundred tasks (of the triggerers
+that hold any, the one whose share is closest to a third): the others take its triggers over once
+its heartbeat is older than the health threshold. Every task completes exactly once (one fired
+event per task across all triggerers' logs), on its first try, with the one job it started.
 
 The emulator's clock stands still until the kill has been handed over, so no job ends before
 every task waits, however long a hundred task starts take on a loaded machine.
@@ -50,7 +50,10 @@ def kill_one_of_three(fleet: Fleet, targets: list[list[str]]) -> None:
     held: dict[str, list[int]] = {}
     for ti in tis:
         held.setdefault(ti["triggerer_job"]["hostname"], []).append(ti["map_index"])
-    assert len(held) == len(deployment.TRIGGERERS), {host: len(indexes) for host, indexes in held.items()}
+    # Airflow, not the provider, spreads the triggers: each triggerer claims what is unassigned when
+    # its loop comes round, so on a loaded machine one may claim none. The scenario needs only a
+    # victim that holds waits, and the others alive to take them.
+    # triggerer_named() fails on a hostname that is none of the deployment's triggerers.
     victim_host = min(held, key=lambda host: abs(len(held[host]) - TASKS / 3))
     victim = deployment.triggerer_named(victim_host)
     victim_job = next(ti["triggerer_job"]["id"] for ti in tis if ti["triggerer_job"]["hostname"] == victim_host)
