@@ -486,7 +486,7 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """
     The run with the median CPU per watched job per minute (the lower middle one of an even
     count), with every run's figure in ``cpu_us_per_job_minute_runs``: the process's CPU time
-    moves by up to a fifth from run to run on a shared VM.
+    moves by up to about two fifths from run to run on a shared VM.
     """
     ranked = sorted(runs, key=lambda run: run["cpu_us_per_job_minute"])
     return {

@@ -568,7 +568,7 @@ class GradientHook(BaseHook):
             for its first read), cut to the time left before its deadline.
         """
         uuid = _api.validate_uuid(indexing_job_uuid, "indexing_job_uuid")  # bad input fails here
-        watcher = await self._awatcher(f"reading indexing job {uuid} by itself")
+        watcher = await self._awatcher("reading indexing job %s by itself", uuid)
         job = None
         if watcher is not None:
             try:
@@ -606,17 +606,17 @@ class GradientHook(BaseHook):
             ``None``: ``timeout``).
         :returns: Whether the watcher saw the job end.
         """
-        watcher = await self._awatcher(f"sleeping {timeout:.0f}s")
+        watcher = await self._awatcher("sleeping %.0fs", timeout)
         if watcher is None:
             await asyncio.sleep(timeout)
             return False
         return await watcher.sleep(indexing_job_uuid, timeout, poll_interval=poll_interval, longest=longest)
 
-    async def _awatcher(self, instead: str) -> JobWatcher | None:
+    async def _awatcher(self, instead: str, *args: object) -> JobWatcher | None:
         """
         The job watcher of this event loop and token (built on first use), or ``None`` when it
         cannot be had: a wait never fails because of the watcher, it logs what it does
-        ``instead`` and does without.
+        ``instead`` (a ``%`` format of ``args``, formatted only then) and does without.
         """
         from airflow_provider_gradient.hooks._watcher import watcher_for
 
@@ -624,7 +624,7 @@ class GradientHook(BaseHook):
         try:
             return watcher_for(settings, self._watcher_hook)
         except Exception as err:
-            self.log.warning("The job watcher failed (%s); %s.", err, instead)
+            self.log.warning("The job watcher failed (%s); " + instead + ".", err, *args)
             return None
 
     def _watcher_hook(self) -> GradientHook:
@@ -656,7 +656,7 @@ class GradientHook(BaseHook):
         """
         details = await self.aget_knowledge_base(knowledge_base_uuid)
         job = details.knowledge_base.last_indexing_job
-        if job is not None and (watcher := await self._awatcher(f"not watching indexing job {job.uuid}")):
+        if job is not None and (watcher := await self._awatcher("not watching indexing job %s", job.uuid)) is not None:
             watcher.learn(job)
         return details
 
@@ -692,7 +692,7 @@ class GradientHook(BaseHook):
         op = _api.list_knowledge_base_indexing_jobs(knowledge_base_uuid)  # bad input fails here
         uuid = _api.validate_uuid(knowledge_base_uuid, "knowledge_base_uuid")
         running = [_api.validate_uuid(job, "running") for job in running]
-        watcher = await self._awatcher(f"reading the jobs of knowledge base {uuid}")
+        watcher = await self._awatcher("reading the jobs of knowledge base %s", uuid)
         recent = None if since is None or watcher is None else await self._arecent(watcher, uuid, since, max_wait)
         if recent is not None:
             # The running jobs created since ``since`` are listed with the recent jobs already.

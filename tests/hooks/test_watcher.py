@@ -178,6 +178,44 @@ def test_few_waits_read_each_job_by_get(emu: GradientEmulator) -> None:
     assert emu.count("GET", GET) == sum(reads.values())
 
 
+def test_a_watcher_that_cannot_be_built_leaves_every_wait_to_its_own_gets(
+    emu: GradientEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("no watcher today")
+
+    monkeypatch.setattr(_watcher.JobWatcher, "__init__", broken)
+    jobs = _start_jobs(emu, 20)
+    emu.reset_requests()
+    emu.clock.speed = 40.0
+    first = next(iter(jobs))
+
+    async def sleep_then_read() -> tuple[bool, list[IndexingJob | BaseException]]:
+        hook = GradientHook()
+        try:
+            woken = await hook.await_indexing_job_end(first, 0.01, poll_interval=5.0, longest=60.0)
+        finally:
+            await hook.aclose()
+        return woken, await _wait_all(list(jobs), reads)
+
+    reads: Counter[str] = Counter()
+    caplog.set_level(logging.WARNING)
+    woken, results = asyncio.run(sleep_then_read())
+    assert woken is False  # a plain sleep
+    for uuid, job in zip(jobs, results, strict=True):
+        assert isinstance(job, IndexingJob), job
+        assert (job.phase, job.status) == _final(emu, uuid)
+    assert emu.count("GET", LIST) == 0
+    assert emu.count("GET", GET) == sum(reads.values())  # every read was its job's own GET
+    # Airflow's hook logger may go through structlog to stderr rather than to caplog: read both.
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "The job watcher failed (no watcher today); sleeping 0s." in logged
+    assert f"The job watcher failed (no watcher today); reading indexing job {first} by itself." in logged
+
+
 def test_reads_arriving_while_a_sweep_is_pending_are_served_by_it(emu: GradientEmulator) -> None:
     jobs = list(_start_jobs(emu, 50))
 
