@@ -349,21 +349,12 @@ def run_one(run: str, scale: float, max_seconds: float, workdir: Path, jobs: int
             extra = {"requests_per_minute": 10**8, "requests_per_hour": 10**9}
         env = {**os.environ, **conn_env(emulator.base_url, **extra)}
         began = time.monotonic()
-        processes = [
-            subprocess.Popen(
-                [sys.executable, __file__, "--client", str(spec_path), str(out_path)],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for spec_path, out_path in clients
-        ]
-        for k, process in enumerate(processes):
-            output, _ = process.communicate(timeout=max_seconds + 300)
-            (workdir / f"client-{name}-{k}.out").write_text(output)
-            if process.returncode != 0:
-                raise RuntimeError(f"client {k} of {run} failed:\n{output[-4000:]}")
+        commands = [[sys.executable, __file__, "--client", str(spec), str(out)] for spec, out in clients]
+        outputs = [workdir / f"client-{name}-{k}.out" for k in range(len(clients))]
+        codes = run_clients(commands, outputs, env, max_seconds + 300)
+        for k, (code, output) in enumerate(zip(codes, outputs, strict=True)):
+            if code != 0:
+                raise RuntimeError(f"client {k} of {run} failed:\n{output.read_text()[-4000:]}")
         log = emulator.requests_log()
         emulator_started = emulator.started_at
     parts = [json.loads(out_path.read_text()) for _, out_path in clients]
@@ -379,6 +370,20 @@ def run_one(run: str, scale: float, max_seconds: float, workdir: Path, jobs: int
     return _summarise(run, scenario, config, scale, max_seconds, running, log, result) | {
         "run_seconds": time.monotonic() - began
     }
+
+
+def run_clients(commands: list[list[str]], outputs: list[Path], env: dict[str, str], timeout: float) -> list[int]:
+    """
+    Run the client processes side by side, each one's output (stdout and stderr) written to its
+    file, and return their exit codes. Files, not pipes: a pipe nobody reads while another client
+    is waited for fills up, and its client then stalls on its next log line.
+    """
+    processes = []
+    for command, output in zip(commands, outputs, strict=True):
+        with output.open("w") as sink:  # the child keeps its own copy of the descriptor
+            processes.append(subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + timeout
+    return [process.wait(timeout=max(0.0, deadline - time.monotonic())) for process in processes]
 
 
 def _summarise(
