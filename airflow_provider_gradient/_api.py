@@ -9,7 +9,6 @@ the two paths cannot drift apart.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -21,6 +20,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import tenacity
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from airflow_provider_gradient._settings import RetryPolicy
 from airflow_provider_gradient._uuids import validate_uuid, validate_uuid_list
@@ -428,7 +428,7 @@ def parse_response(op: Operation[T], response: RawResponse) -> T:
     if not 200 <= response.status < 300:
         raise api_error(op, response)
     try:
-        body = json.loads(response.body) if response.body else {}
+        body = from_json(response.body) if response.body else {}  # faster than json.loads on large list pages
     except ValueError:
         raise GradientResponseError(
             f"{op.label}: the API answered HTTP {response.status} with a body that is not JSON "
@@ -452,7 +452,7 @@ def api_error(op: Operation[Any], response: RawResponse) -> GradientAPIError:
     message = ""
     request_id = response.request_id
     try:
-        body = json.loads(response.body) if response.body else None
+        body = from_json(response.body) if response.body else None
     except ValueError:
         body = None
     if isinstance(body, dict):
