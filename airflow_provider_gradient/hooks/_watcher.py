@@ -453,7 +453,10 @@ class JobWatcher:
             if sweep.newest is not None and (self.newest_listed is None or sweep.newest > self.newest_listed):
                 self.newest_listed = sweep.newest
             for uuid in itertools.islice(sweep.found, known, None):  # found on this page
-                self._saw(uuid, sweep.found[uuid], started, arrived, batch.get(uuid, ()))
+                listed = sweep.found[uuid]
+                seen = self._latest[uuid] = _Seen(started, arrived, listed, ListedIndexingJobs.is_terminal(listed))
+                if seen.ended or uuid in batch or self._created.get(uuid) is None:  # else it runs on, watched
+                    self._saw(uuid, seen, batch.get(uuid, ()))
         self.sweeps += 1
         self._memory = sweep.memory()
         self._last_pages = len(sweep.read)
@@ -483,23 +486,15 @@ class JobWatcher:
             self.served += 1
             _answer([read.future], RecentJobs(jobs, next_since))
 
-    def _saw(
-        self,
-        uuid: str,
-        listed: dict[str, Any],
-        started: float,
-        arrived: float,
-        futures: Sequence[asyncio.Future[IndexingJob | None]],
-    ) -> None:
+    def _saw(self, uuid: str, seen: _Seen, futures: Sequence[asyncio.Future[IndexingJob | None]]) -> None:
         """
-        Take in a job as a sweep that started at ``started`` listed it on a page that ``arrived``:
-        keep it, wake the waits sleeping on its end, answer its reads.
+        Take in a job a sweep saw ended, first saw, or was asked for (a job seen running, watched
+        and not asked for needs only its ``seen`` kept): watch it or no more, wake the waits
+        sleeping on its end, answer its reads.
         """
-        ended = ListedIndexingJobs.is_terminal(listed)
-        seen = self._latest[uuid] = _Seen(started, arrived, listed, ended)
-        if ended or self._created.get(uuid) is None:  # else it is watched, and its age known
-            self._watch(uuid, ListedIndexingJobs.created_at_of(listed), ended)
-        if ended:
+        if seen.ended or self._created.get(uuid) is None:  # else it is watched, and its age known
+            self._watch(uuid, ListedIndexingJobs.created_at_of(seen.listed), seen.ended)
+        if seen.ended:
             for woken in self._sleepers.get(uuid, ()):
                 _settle(woken, True)
         if not futures:
