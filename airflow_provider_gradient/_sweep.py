@@ -48,6 +48,7 @@ __all__ = [
     "MIN_PER_PAGE",
     "MIN_SWEEP_GAP",
     "MIN_WATCHED",
+    "SWEEPS_PER_POLL",
     "SWEEP_SHARE",
     "ListOrder",
     "Memory",
@@ -75,6 +76,9 @@ GETS_PER_PAGE = 2
 MIN_PER_PAGE = 10
 #: The most pages one sweep reads, whatever the list looks like.
 MAX_PAGES = 50
+#: Sweeps per poll interval of the waits: a job's end is seen within a third of its poll interval
+#: (a wait polling its own job sees it within one); every further sweep reads all its pages again.
+SWEEPS_PER_POLL = 3
 #: The shortest time (seconds) between the starts of two sweeps: the reads that arrive meanwhile
 #: are served together by the next one.
 MIN_SWEEP_GAP = 1.0
@@ -177,9 +181,9 @@ def sweep_gap(
     poll_gap: float | None, pages: int, per_minute: int, watched: int = 0, per_hour: int | None = None
 ) -> float:
     """
-    Seconds between the starts of two sweeps: a quarter of how often the waits read their jobs
-    (so a read waits little for the sweep that serves it, and a job's end is seen within a quarter
-    of its poll interval), at least :data:`MIN_SWEEP_GAP`; long enough that sweeps of ``pages``
+    Seconds between the starts of two sweeps: a :data:`SWEEPS_PER_POLL`-th of how often the waits
+    read their jobs (so a read waits little for the sweep that serves it, and a job's end is seen
+    within that share of its poll interval), at least :data:`MIN_SWEEP_GAP`; long enough that sweeps of ``pages``
     pages stay within :data:`SWEEP_SHARE` of the minute limit and of the hour limit (``per_hour``;
     a token's hour is spent evenly, so sweeps that outrun it only queue in its budget); and long
     enough that each page replaces at least :data:`GETS_PER_PAGE` of the ``watched`` jobs' own GETs
@@ -187,7 +191,7 @@ def sweep_gap(
     """
     gap = MIN_SWEEP_GAP
     if poll_gap is not None and poll_gap > 0:
-        gap = max(gap, poll_gap / 4)
+        gap = max(gap, poll_gap / SWEEPS_PER_POLL)
         if watched > 0:
             gap = max(gap, GETS_PER_PAGE * max(1, pages) * poll_gap / watched)
     if per_hour is not None:

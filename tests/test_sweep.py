@@ -205,7 +205,7 @@ def test_page_size_follows_what_is_watched() -> None:
 
 def test_sweep_gap_follows_the_polls_and_the_budget() -> None:
     assert _sweep.sweep_gap(None, 0, 250) == _sweep.MIN_SWEEP_GAP
-    assert _sweep.sweep_gap(30.0, 1, 250) == 7.5
+    assert _sweep.sweep_gap(30.0, 1, 250) == 10.0  # a third of the poll interval
     assert _sweep.sweep_gap(30.0, 50, 250) == 24.0  # 50 pages a sweep: at most half of 250/min
     assert _sweep.sweep_gap(0.2, 1, 100000) == _sweep.MIN_SWEEP_GAP
 
@@ -336,10 +336,10 @@ def test_known_targets_bound_the_sweep_and_new_ones_are_found_on_the_way() -> No
 def test_sweeps_never_cost_more_than_the_gets_they_replace() -> None:
     # Four jobs polled every 30 s: one page replaces two GETs only if it comes at most every 15 s.
     assert _sweep.sweep_gap(30.0, 1, 250, watched=4) == pytest.approx(15.0)
-    # A thousand: a quarter of the poll interval; six pages every 7.5 s stay within half the limit.
-    assert _sweep.sweep_gap(30.0, 6, 250, watched=1000) == pytest.approx(7.5)
+    # A thousand: a third of the poll interval; six pages every 10 s stay within half the limit.
+    assert _sweep.sweep_gap(30.0, 6, 250, watched=1000) == pytest.approx(10.0)
     # Four thousand: twenty pages a sweep, paced to half of 250 a minute.
-    assert _sweep.sweep_gap(30.0, 20, 250, watched=4000) == pytest.approx(20 * 60 / 125)
+    assert _sweep.sweep_gap(24.0, 20, 250, watched=4000) == pytest.approx(20 * 60 / 125)
 
 
 def test_sweeps_spend_at_most_their_share_of_the_hour() -> None:
@@ -351,7 +351,7 @@ def test_sweeps_spend_at_most_their_share_of_the_hour() -> None:
     gap = _sweep.sweep_gap(30.0, 20, 250, watched=4000, per_hour=5000)
     assert gap == pytest.approx(20 * 3600 / (5000 * _sweep.SWEEP_SHARE))
     assert 3600 / gap * 20 <= 5000 * _sweep.SWEEP_SHARE + 1e-6
-    assert _sweep.sweep_gap(30.0, 20, 250, watched=4000, per_hour=1_000_000) == pytest.approx(20 * 60 / 125)
+    assert _sweep.sweep_gap(24.0, 20, 250, watched=4000, per_hour=1_000_000) == pytest.approx(20 * 60 / 125)
 
 
 # -------------------------------------------------------------------------------------------

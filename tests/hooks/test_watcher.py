@@ -388,11 +388,11 @@ def shifted(monkeypatch: pytest.MonkeyPatch) -> _ShiftedClock:
 async def _watched_with_a_sweep_planned(hook: GradientHook, jobs: list[str], shifted: _ShiftedClock) -> Any:
     """Read ``jobs`` three times: the first reads, then ``poll`` seconds later (watcher time) a round
     one sweep serves, and right after it a round served by that sweep's states (the next read of a
-    job then has no newer state to be served from); the next sweep is planned a quarter of ``poll``
-    after the first one. Returns the watcher."""
+    job then has no newer state to be served from); the next sweep is planned a third of ``poll``
+    after the first one (:data:`~airflow_provider_gradient._sweep.SWEEPS_PER_POLL`). Returns the watcher."""
     for uuid in jobs:
         await hook.aobserve_indexing_job(uuid)  # the first reads: GETs
-    shifted.offset += 100.0  # the waits poll every 100 s: the next sweep starts 25 s after one
+    shifted.offset += 100.0  # the waits poll every 100 s: the next sweep starts 33 s after one
     await asyncio.gather(*(hook.aobserve_indexing_job(uuid) for uuid in jobs))
     (watcher,) = _watcher.WATCHERS[asyncio.get_running_loop()].values()
     assert (watcher.sweeps, watcher.served) == (1, len(jobs))
@@ -406,7 +406,7 @@ def test_a_read_whose_next_sweep_starts_too_late_is_its_own_get_at_once(
 ) -> None:
     """
     Catches a read queued for a sweep planned after its ``max_wait``: a wait polling every 2 s next
-    to waits polling every 100 s would wait ~25 s for its read (and its deadline or cancel with it).
+    to waits polling every 100 s would wait ~33 s for its read (and its deadline or cancel with it).
     Its job is watched but was not in the last sweep, so no state of it is there to answer with.
     """
     jobs = list(_start_jobs(emu, 20))
@@ -416,10 +416,10 @@ def test_a_read_whose_next_sweep_starts_too_late_is_its_own_get_at_once(
         try:
             await hook.aobserve_indexing_job(jobs[0])  # watched; not read again until below
             watcher = await _watched_with_a_sweep_planned(hook, jobs[1:], shifted)
-            shifted.offset += 1.0  # the next sweep is 24 s away
+            shifted.offset += 1.0  # the next sweep is 32 s away
             gets, lists = emu.count("GET", GET), emu.count("GET", LIST)
             job = await asyncio.wait_for(hook.aobserve_indexing_job(jobs[0], max_wait=2.0), 15.0)
-            assert job.uuid == jobs[0], "the read waited for a sweep planned ~24 s later"
+            assert job.uuid == jobs[0], "the read waited for a sweep planned ~32 s later"
             return emu.count("GET", GET) - gets, emu.count("GET", LIST) - lists, watcher.served
         finally:
             await hook.aclose()
@@ -439,7 +439,7 @@ def test_a_read_not_answered_within_max_wait_is_its_own_get(emu: GradientEmulato
         hook = GradientHook()
         try:
             watcher = await _watched_with_a_sweep_planned(hook, jobs, shifted)
-            shifted.offset += 30.0  # the next sweep is due: it starts at once
+            shifted.offset += 40.0  # the next sweep is due: it starts at once
             emu.faults.add(operation=LIST, kind="delay", seconds=30.0)
             gets, pages = emu.count("GET", GET), watcher.pages
             results = await asyncio.gather(*(hook.aobserve_indexing_job(uuid, max_wait=0.5) for uuid in jobs))
@@ -684,7 +684,7 @@ def test_the_async_wait_driver_reads_by_get_when_the_next_sweep_is_after_its_pol
 ) -> None:
     """
     Catches the async driver reading through the watcher without its poll interval as the bound:
-    a trigger polling every 2 s next to triggers polling every 100 s would wait ~25 s per poll (its
+    a trigger polling every 2 s next to triggers polling every 100 s would wait ~33 s per poll (its
     job was not in the last sweep).
     """
     from airflow_provider_gradient._wait import JobWait
@@ -697,11 +697,14 @@ def test_the_async_wait_driver_reads_by_get_when_the_next_sweep_is_after_its_pol
         try:
             await hook.aobserve_indexing_job(jobs[0])
             await _watched_with_a_sweep_planned(hook, jobs[1:], shifted)
-            shifted.offset += 1.0  # the next sweep is 24 s away
-            gets, lists = emu.count("GET", GET), emu.count("GET", LIST)
+            shifted.offset += 1.0  # the next sweep is 32 s away
             wait = JobWait(jobs[0], poll_interval=2.0)
+            # Past its first read (which may wait for a sweep as long as the wait may sleep on one),
+            # the wait's reads wait at most its poll interval.
+            wait.evaluate(await hook.aget_indexing_job(jobs[0]))
+            gets, lists = emu.count("GET", GET), emu.count("GET", LIST)
             event = await asyncio.wait_for(astep(wait, hook, log=logging.getLogger(__name__)), 15.0)
-            assert wait.last_job is not None, "the poll waited for a sweep planned ~24 s later"
+            assert wait.last_job is not None, "the poll waited for a sweep planned ~32 s later"
             return event, emu.count("GET", GET) - gets, emu.count("GET", LIST) - lists
         finally:
             await hook.aclose()
