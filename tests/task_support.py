@@ -102,6 +102,11 @@ def make_context(emu: GradientEmulator) -> Callable[..., dict[str, Any]]:
     return _make
 
 
+def logged(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> str:
+    """Everything logged: Airflow's loggers may go through structlog to stdout or stderr instead of caplog."""
+    return caplog.text + "".join(capfd.readouterr())
+
+
 async def sweeps_made(count: int) -> None:
     """Wait until the job watcher of this loop has made ``count`` more sweeps."""
     from airflow_provider_gradient.hooks import _watcher

@@ -17,6 +17,7 @@ import pytest
 import requests
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from task_support import logged
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from airflow_provider_gradient import __version__
@@ -730,11 +731,10 @@ def test_token_never_leaks(
         with pytest.raises(GradientError) as info:
             call()
         errors.append(info.value)
-    # Airflow's hook logger may go through structlog to stderr rather than to caplog: read both.
-    logged = caplog.text + "".join(capfd.readouterr())
-    assert "Retrying" in logged  # the retries were logged...
-    assert "may have reached the API" in logged
-    assert conn.token not in logged  # ...without the token
+    text = logged(caplog, capfd)
+    assert "Retrying" in text  # the retries were logged...
+    assert "may have reached the API" in text
+    assert conn.token not in text  # ...without the token
     for err in errors:
         assert conn.token not in str(err)
         assert conn.token not in repr(err)

@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from task_support import sweeps_made
+from task_support import logged, sweeps_made
 
 from airflow_provider_gradient import _api, _sweep
 from airflow_provider_gradient.exceptions import GradientConfigError, GradientNotFoundError
@@ -215,10 +215,9 @@ def test_a_watcher_that_cannot_be_built_leaves_every_wait_to_its_own_gets(
         assert (job.phase, job.status) == _final(emu, uuid)
     assert emu.count("GET", LIST) == 0
     assert emu.count("GET", GET) == sum(reads.values())  # every read was its job's own GET
-    # Airflow's hook logger may go through structlog to stderr rather than to caplog: read both.
-    logged = caplog.text + "".join(capfd.readouterr())
-    assert "The job watcher failed (no watcher today); sleeping 0s." in logged
-    assert f"The job watcher failed (no watcher today); reading indexing job {first} by itself." in logged
+    text = logged(caplog, capfd)
+    assert "The job watcher failed (no watcher today); sleeping 0s." in text
+    assert f"The job watcher failed (no watcher today); reading indexing job {first} by itself." in text
 
 
 def test_reads_arriving_while_a_sweep_is_pending_are_served_by_it(emu: GradientEmulator) -> None:

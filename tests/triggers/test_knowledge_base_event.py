@@ -15,6 +15,7 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 from airflow.sdk import Asset, AssetWatcher
 from airflow.triggers.base import BaseEventTrigger
 from pydantic import JsonValue
+from task_support import logged
 
 from airflow_provider_gradient.exceptions import GradientConfigError
 from airflow_provider_gradient.hooks.gradient import GradientHook
@@ -117,11 +118,6 @@ class Watch:
         if self._task is not None and self._task.done():
             self._task.result()  # raises what killed the trigger
             raise AssertionError("the trigger's run() ended; an event trigger must run forever")
-
-
-def logged(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> str:
-    """Everything logged: Airflow's loggers may go through structlog to stdout instead of caplog."""
-    return caplog.text + "".join(capfd.readouterr())
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
