@@ -231,7 +231,7 @@ class JobWatcher:
         :param uuid: The job the wait reads next.
         :param seconds: The wait's delay before its next read.
         :param poll_interval: How often the wait reads its job at most (``None``: ``seconds``); the
-            sweeps come a quarter of that apart (:func:`~airflow_provider_gradient._sweep.sweep_gap`).
+            sweeps come a third of that apart (:func:`~airflow_provider_gradient._sweep.sweep_gap`).
         :param longest: The longest the wait may sleep while the sweeps see its job for it
             (``None``: ``seconds``).
         :returns: Whether a sweep saw the job end (the next read finds its state at once).

@@ -600,7 +600,7 @@ class GradientHook(BaseHook):
         :param indexing_job_uuid: The job the wait reads next.
         :param timeout: The wait's delay before its next read (seconds).
         :param poll_interval: The wait's longest delay between reads (seconds; ``None``: ``timeout``):
-            the watcher sweeps a quarter of that apart, and checks that long into a longer sleep
+            the watcher sweeps a third of that apart, and checks that long into a longer sleep
             that its sweeps still see the job.
         :param longest: The longest the wait may sleep while the sweeps see its job (seconds;
             ``None``: ``timeout``).
