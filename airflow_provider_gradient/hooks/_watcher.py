@@ -455,8 +455,10 @@ class JobWatcher:
             for uuid in itertools.islice(sweep.found, known, None):  # found on this page
                 listed = sweep.found[uuid]
                 seen = self._latest[uuid] = _Seen(started, arrived, listed, ListedIndexingJobs.is_terminal(listed))
-                if seen.ended or uuid in batch or self._created.get(uuid) is None:  # else it runs on, watched
-                    self._saw(uuid, seen, batch.get(uuid, ()))
+                if seen.ended or self._created.get(uuid) is None:  # else it is watched, and its age known
+                    self._take_in(uuid, seen)
+                if uuid in batch:
+                    self._answer_reads(uuid, seen, batch[uuid])
         self.sweeps += 1
         self._memory = sweep.memory()
         self._last_pages = len(sweep.read)
@@ -486,19 +488,18 @@ class JobWatcher:
             self.served += 1
             _answer([read.future], RecentJobs(jobs, next_since))
 
-    def _saw(self, uuid: str, seen: _Seen, futures: Sequence[asyncio.Future[IndexingJob | None]]) -> None:
+    def _take_in(self, uuid: str, seen: _Seen) -> None:
         """
-        Take in a job a sweep saw ended, first saw, or was asked for (a job seen running, watched
-        and not asked for needs only its ``seen`` kept): watch it or no more, wake the waits
-        sleeping on its end, answer its reads.
+        Take in a job a sweep saw end or saw first: watch it (its age now known) or no more, and
+        wake the waits sleeping on its end.
         """
-        if seen.ended or self._created.get(uuid) is None:  # else it is watched, and its age known
-            self._watch(uuid, ListedIndexingJobs.created_at_of(seen.listed), seen.ended)
+        self._watch(uuid, ListedIndexingJobs.created_at_of(seen.listed), seen.ended)
         if seen.ended:
             for woken in self._sleepers.get(uuid, ()):
                 _settle(woken, True)
-        if not futures:
-            return
+
+    def _answer_reads(self, uuid: str, seen: _Seen, futures: Sequence[asyncio.Future[IndexingJob | None]]) -> None:
+        """Answer the reads of a job still waiting with the state a sweep saw (as a model)."""
         waiting = [future for future in futures if not future.done()]
         if waiting and (job := self._job(uuid, seen)) is not None:
             self.served += len(waiting)
