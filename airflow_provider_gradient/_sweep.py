@@ -183,11 +183,11 @@ def sweep_gap(
     """
     Seconds between the starts of two sweeps: a :data:`SWEEPS_PER_POLL`-th of how often the waits
     read their jobs (so a read waits little for the sweep that serves it, and a job's end is seen
-    within that share of its poll interval), at least :data:`MIN_SWEEP_GAP`; long enough that sweeps of ``pages``
-    pages stay within :data:`SWEEP_SHARE` of the minute limit and of the hour limit (``per_hour``;
-    a token's hour is spent evenly, so sweeps that outrun it only queue in its budget); and long
-    enough that each page replaces at least :data:`GETS_PER_PAGE` of the ``watched`` jobs' own GETs
-    (sweeps never cost more than the reads they serve).
+    within that share of its poll interval), at least :data:`MIN_SWEEP_GAP`; long enough that
+    sweeps of ``pages`` pages stay within :data:`SWEEP_SHARE` of the minute limit and of the hour
+    limit (``per_hour``; a token's hour is spent evenly, so sweeps that outrun it only queue in its
+    budget); and long enough that each page replaces at least :data:`GETS_PER_PAGE` of the
+    ``watched`` jobs' own GETs (sweeps never cost more than the reads they serve).
     """
     gap = MIN_SWEEP_GAP
     if poll_gap is not None and poll_gap > 0:

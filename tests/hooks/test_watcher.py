@@ -388,7 +388,8 @@ async def _watched_with_a_sweep_planned(hook: GradientHook, jobs: list[str], shi
     """Read ``jobs`` three times: the first reads, then ``poll`` seconds later (watcher time) a round
     one sweep serves, and right after it a round served by that sweep's states (the next read of a
     job then has no newer state to be served from); the next sweep is planned a third of ``poll``
-    after the first one (:data:`~airflow_provider_gradient._sweep.SWEEPS_PER_POLL`). Returns the watcher."""
+    after the first one (:data:`~airflow_provider_gradient._sweep.SWEEPS_PER_POLL`). Returns the
+    watcher."""
     for uuid in jobs:
         await hook.aobserve_indexing_job(uuid)  # the first reads: GETs
     shifted.offset += 100.0  # the waits poll every 100 s: the next sweep starts 33 s after one
